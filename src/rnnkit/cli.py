@@ -1,0 +1,276 @@
+"""The ``rnnkit`` command line (also ``python -m rnnkit``).
+
+Thin on purpose: argument parsing and output only. Each command is one
+``_add_<name>`` function that declares its arguments and one ``_cmd_<name>``
+function that runs it; the work lives in importable modules (imported lazily,
+so ``rnnkit --help`` does not wait for torch).
+
+Exit codes: 0 success, 1 runtime error, 2 usage error. Errors are one line on
+stderr, ``rnnkit: error: ...``, without a traceback (set ``RNNKIT_DEBUG=1`` to
+get the traceback back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from typing import Any, Optional, Sequence
+
+PROG = "rnnkit"
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line found after parsing (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line: ``rnnkit: error: ...``."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        hint = f" (see '{self.prog} --help')"
+        _print_error(message + hint)
+        sys.exit(EXIT_USAGE)
+
+
+def _print_error(message: str) -> None:
+    message = " ".join(str(message).split())  # one line, whatever the exception said
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------- output files
+
+
+def check_output_path(path: str, flag: str = "--json") -> str:
+    """Fail early (UsageError) if ``path`` cannot be written; return it made absolute.
+
+    Run this before any long computation whose result goes to ``path``.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    directory = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: is a directory, expected a file path")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{flag} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: directory {directory} is not writable")
+    return path
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` so that ``path`` is never half-written.
+
+    The JSON goes to a temporary file in the same directory, which is then
+    renamed over ``path`` (``os.replace`` is atomic on one file system). On any
+    error the temporary file is removed and ``path`` is left as it was.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    stem = name[:-5] if name.endswith(".json") else name
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def _add_demo(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="train tiny RNN/LSTM/GRU models on 'hello' and show what rnnkit does (< 1 min)",
+        description=(
+            "Train a character RNN, LSTM and GRU to continue 'h' as 'ello', then show "
+            "streaming with layer.step() and the difference from torch.nn for the same weights."
+        ),
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--steps", type=_positive_int, default=None,
+        help="training steps for each 'hello' model (default: the exercise's own default)",
+    )
+    p.add_argument(
+        "--verbose", action="store_true", default=False,
+        help="print training progress of the 'hello' models (default: off)",
+    )
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rnnkit import demo
+
+    problems = demo.run(seed=args.seed, steps=args.steps, verbose=args.verbose)
+    for problem in problems:
+        _print_error(problem)
+    return EXIT_RUNTIME if problems else EXIT_OK
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+def _add_bench(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmarks of rnnkit against torch.nn",
+        description="Benchmarks of rnnkit against torch.nn, measured side by side in one process.",
+    )
+    bench = p.add_subparsers(title="benchmarks", dest="benchmark", metavar="BENCHMARK")
+    p.set_defaults(func=None, parser=p, missing=("benchmark", bench))
+    _add_bench_layers(bench)
+
+
+def _add_bench_layers(subparsers) -> None:
+    p = subparsers.add_parser(
+        "layers",
+        help="rnnkit.nn RNN/LSTM/GRU vs torch.nn: forward, forward+backward, one step",
+        description=(
+            "Time rnnkit.nn.RNN/LSTM/GRU against torch.nn with the same weights, in one "
+            "process, alternating runs after a warmup; report medians. "
+            "ratio = torch_ms / rnnkit_ms (above 1: rnnkit is faster)."
+        ),
+    )
+    p.add_argument(
+        "--quick", action="store_true", default=False,
+        help="only the first shape and the step pass, fewer repeats (well under a minute) (default: off)",
+    )
+    p.add_argument(
+        "--json", metavar="PATH", default=None,
+        help="also write the results to PATH as a JSON list (default: don't)",
+    )
+    p.add_argument(
+        "--repeats", type=_positive_int, default=None, metavar="N",
+        help="timed runs of each implementation per measurement (default: 5, or 3 with --quick)",
+    )
+    p.add_argument(
+        "--warmup", type=_non_negative_int, default=1, metavar="N",
+        help="untimed runs of each implementation before timing (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N",
+        help="torch.set_num_threads(N) before timing (default: torch's own default)",
+    )
+    p.set_defaults(func=_cmd_bench_layers)
+
+
+def _cmd_bench_layers(args: argparse.Namespace) -> int:
+    json_path = check_output_path(args.json) if args.json is not None else None
+
+    import torch
+
+    from rnnkit.bench import layers
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    shapes, step_shape, repeats = layers.bench_plan(quick=args.quick)
+    if args.repeats is not None:
+        repeats = args.repeats
+
+    print(f"# rnnkit bench layers{' --quick' if args.quick else ''}: {layers.environment_summary()}")
+    print(f"# {repeats} repeat(s) after {args.warmup} warmup run(s); medians in ms per call; "
+          "ratio = torch_ms / rnnkit_ms (above 1: rnnkit faster)")
+    print(layers.format_table_header(), flush=True)
+
+    def warn(message: str) -> None:
+        print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+    rows = layers.run_layer_bench(
+        shapes,
+        repeats=repeats,
+        step_shape=step_shape,
+        warmup=args.warmup,
+        on_result=lambda row: print(layers.format_row(row), flush=True),
+        on_warning=warn,
+    )
+    if json_path is not None:
+        write_json_atomic(json_path, rows)
+        print(f"# wrote {len(rows)} results to {json_path}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "rnnkit: RNN, LSTM and GRU written from their equations on PyTorch, "
+            "with hand-written backpropagation through time."
+        ),
+        epilog="Run 'rnnkit COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    parser.set_defaults(func=None, parser=parser, missing=("command", subparsers))
+    _add_demo(subparsers)
+    _add_bench(subparsers)
+    # Later: _add_train, _add_evaluate, _add_generate, _add_predict.
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("rnnkit")
+    except Exception:
+        return "(version unknown)"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is None:  # nothing at all, or a command group without its subcommand
+        what, action = args.missing
+        args.parser.error(f"missing {what}: choose from {', '.join(action.choices)}")
+    try:
+        return args.func(args)
+    except UsageError as e:
+        _print_error(e)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # FileNotFoundError is an OSError
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        _print_error(e)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``RNNCell``, ``LSTMCell`` and ``GRUCell``: one time step, drop-in for ``torch.nn``'s cells.
+
+A cell module is the time loop of ``rnnkit.nn.scan`` run for a single step, so a cell and a layer
+share one implementation of the equations and of their gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import cells
+from .scan import scan
+
+
+class _CellBase(nn.Module):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device=None, dtype=None):
+        super().__init__()
+        self.kind = cells.CELL_KINDS[mode]
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        factory = dict(device=device, dtype=dtype)
+        gate_size = self.kind.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size, **factory))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(gate_size, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(gate_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for param in self.parameters():
+            nn.init.uniform_(param, -bound, bound)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+    def _step(self, x: Tensor, h: Optional[Tensor], c: Optional[Tensor]):
+        if not isinstance(x, Tensor) or not torch.is_floating_point(x) or x.dim() not in (1, 2) \
+                or x.shape[-1] != self.input_size:
+            got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"input must be a floating (batch, {self.input_size}) or ({self.input_size},) "
+                             f"tensor, got {got}")
+        unbatched = x.dim() == 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        B = x.shape[0]
+        h = self._state(h, "hx", B, unbatched, x)
+        c = self._state(c, "cx", B, unbatched, x) if self.kind.has_cell_state else None
+        bias = None
+        if self.bias:
+            bias = self.bias_ih if self.kind.separate_recurrent else self.bias_ih + self.bias_hh
+        gx = F.linear(x, self.weight_ih, bias).unsqueeze(0)                   # (1, B, G*H)
+        b_hh = self.bias_hh if self.kind.separate_recurrent else None
+        result = scan(self.kind, gx, self.weight_hh, h, c, b_hh=b_hh)
+        h_new, c_new = result.h_n, result.c_n
+        if unbatched:
+            h_new = h_new.squeeze(0)
+            c_new = c_new.squeeze(0) if c_new is not None else None
+        return h_new, c_new
+
+    def _state(self, state: Optional[Tensor], name: str, B: int, unbatched: bool, x: Tensor) -> Tensor:
+        if state is None:
+            return x.new_zeros(B, self.hidden_size)
+        expected = (self.hidden_size,) if unbatched else (B, self.hidden_size)
+        if not isinstance(state, Tensor) or tuple(state.shape) != expected:
+            got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
+            raise ValueError(f"{name} must have shape {expected}, got {got}")
+        return state.unsqueeze(0) if unbatched else state
+
+
+class RNNCell(_CellBase):
+    """One step of the Elman RNN: ``h' = f(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    Inputs: x (B, I) or (I,); hx (B, H) or None. Outputs: h' (B, H).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        return self._step(input, hx, None)[0]
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step. Inputs: x (B, I); hx a pair (h, c) of (B, H) or None. Outputs: (h', c')."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__("lstm", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+        h, c = (None, None) if hx is None else hx
+        return self._step(input, h, c)
+
+
+class GRUCell(_CellBase):
+    """One GRU step. Inputs: x (B, I); hx (B, H) or None. Outputs: h' (B, H)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__("gru", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        return self._step(input, hx, None)[0]
