@@ -97,10 +97,12 @@ def compare(
         fastest = max(min(estimate.values()), 1e-9)
         number = max(1, min(MAX_NUMBER, math.ceil(min_run_time / fastest)))
 
+    # One full collection before the timed rounds (it is slow with torch loaded: ~0.1 s);
+    # during each timed run the collector is paused, between runs it works as usual.
+    gc.collect()
     results: dict[str, list[float]] = {c.name: [] for c in candidates}
     for _ in range(repeats):
         for c in candidates:
-            gc.collect()
             results[c.name].append(time_calls(c.fn, number, c.setup) * 1e3)
     return results
 

@@ -1,10 +1,10 @@
 """The recurrent cells: one time step of each cell's equations, forward and backward.
 
-Every cell is written from its equations, in PyTorch's gate order, as two pure functions on
-tensors: ``forward`` turns the pre-activations of one step into the new state, ``backward``
-turns the gradient of the new state into the gradients of the pre-activations and of the
-previous state. The time loop (``rnnkit.nn.scan``) calls them; nothing here knows about time,
-lengths or autograd.
+Every cell is written from its equations, in PyTorch's gate order, as two functions on tensors:
+``forward`` turns the pre-activations of one step into the new state, ``backward`` turns the
+gradient of the new state into the gradients of the pre-activations and of the previous state.
+The time loop (``rnnkit.nn.scan``) calls them; nothing here knows about time, lengths or autograd.
+Results are written into buffers the loop owns (``out=``), so a step allocates almost nothing.
 
 Notation, for a batch of ``n`` active rows and hidden size ``H``::
 
@@ -17,15 +17,18 @@ LSTM (G = 4):        i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of (gx + gh)
 GRU (G = 3):         r = sigmoid(gx_r + gh_r),  z = sigmoid(gx_z + gh_z)
                      n = tanh(gx_n + r * gh_n),  h_t = (1 - z) * n + z * h_{t-1}
 
-For the Elman RNN and the LSTM the two projections are only ever summed, so the scan adds the
+For the Elman RNN and the LSTM the two projections are only ever summed, so the loop adds the
 recurrent GEMM straight into ``gx`` (one ``addmm``) and passes ``gh=None``. The GRU needs ``gh_n``
 on its own (it is multiplied by ``r``), so it receives both.
+
+Saved per step (``act``, the activation buffer): RNN ``h_t``; LSTM ``[i f g o tanh(c_t)]``;
+GRU ``[r z n gh_n]``. That is all each backward needs besides ``h_{t-1}`` and ``c_{t-1}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -38,14 +41,20 @@ class CellKind:
     Attributes:
         name: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
         gates: number of gate blocks G (1, 4 or 3); projections are ``G * hidden_size`` wide.
+        saved: width of the per-step activation buffer, in multiples of ``hidden_size``.
         has_cell_state: True for the LSTM (state is ``(h, c)``).
         separate_recurrent: True when the cell needs ``gh`` apart from ``gx`` (the GRU).
-        forward: ``(gx, gh, h_prev, c_prev, act) -> (h, c)`` writing gate activations into ``act``.
-        backward: ``(dh, dc, act, h_prev, c_prev, c) -> (d_gx, d_gh, dh_prev, dc_prev)``.
+        forward: ``(a, gh, h_prev, c_prev, act, h_out, c_out) -> None``. ``a`` is ``gx + gh`` (or
+            ``gx`` for the GRU); writes the new h into ``h_out``, c into ``c_out``, and ``act``.
+        backward: ``(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev) -> dh_prev_direct``.
+            Writes the gradients of the pre-activations into ``d_gx`` (and ``d_gh`` for the GRU;
+            for the others ``d_gh`` is ``d_gx``) and of ``c_{t-1}`` into ``dc_prev``; returns the
+            part of the gradient of ``h_{t-1}`` that does not go through ``W_hh`` (or None).
     """
 
     name: str
     gates: int
+    saved: int
     has_cell_state: bool
     separate_recurrent: bool
     forward: Callable
@@ -54,105 +63,96 @@ class CellKind:
 
 # --- Elman RNN ---------------------------------------------------------------------------------
 
-def _rnn_tanh_forward(a: Tensor, gh, h_prev, c_prev, act: Tensor):
-    # a: (n, H) = gx + W_hh h_{t-1}; act receives h_t, which is all the backward needs.
-    torch.tanh(a, out=act)
-    return act, None
+def _rnn_tanh_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
+    torch.tanh(a, out=act)                                      # act: (n, H) = h_t
+    h_out.copy_(act)
 
 
-def _rnn_tanh_backward(dh: Tensor, dc, act: Tensor, h_prev, c_prev, c):
-    # tanh'(a) = 1 - h^2
-    da = dh * (1.0 - act * act)
-    return da, da, None, None
+def _rnn_tanh_backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
+    torch.mul(act, act, out=d_gx)
+    d_gx.neg_().add_(1.0)                                       # tanh'(a) = 1 - h^2
+    d_gx.mul_(dh)
+    return None
 
 
-def _rnn_relu_forward(a: Tensor, gh, h_prev, c_prev, act: Tensor):
+def _rnn_relu_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
     torch.clamp_min(a, 0.0, out=act)
-    return act, None
+    h_out.copy_(act)
 
 
-def _rnn_relu_backward(dh: Tensor, dc, act: Tensor, h_prev, c_prev, c):
-    da = dh * (act > 0)
-    return da, da, None, None
+def _rnn_relu_backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
+    torch.mul(dh, act > 0, out=d_gx)
+    return None
 
 
 # --- LSTM --------------------------------------------------------------------------------------
 
-def _lstm_forward(a: Tensor, gh, h_prev, c_prev: Tensor, act: Tensor):
-    # a: (n, 4H) pre-activations [i | f | g | o]; act: (n, 4H) receives the activations.
+def _lstm_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
+    # a: (n, 4H) pre-activations [i | f | g | o]; act: (n, 5H) receives [i f g o tanh(c)].
     H = c_prev.shape[1]
-    torch.sigmoid(a, out=act)                                   # i, f, o (g overwritten below)
+    gates = act[:, :4 * H]
+    torch.sigmoid(a, out=gates)                                 # i, f, o (g overwritten below)
     torch.tanh(a[:, 2 * H:3 * H], out=act[:, 2 * H:3 * H])      # g
-    i, f, g, o = act.split(H, dim=1)
-    c = torch.addcmul(f * c_prev, i, g)                         # (n, H)
-    h = o * torch.tanh(c)                                       # (n, H)
-    return h, c
+    i, f, g, o, tanh_c = act.split(H, dim=1)
+    torch.mul(f, c_prev, out=c_out)
+    c_out.addcmul_(i, g)                                        # c_t = f c_{t-1} + i g
+    torch.tanh(c_out, out=tanh_c)
+    torch.mul(o, tanh_c, out=h_out)                             # h_t = o tanh(c_t)
 
 
-def _lstm_backward(dh: Tensor, dc: Optional[Tensor], act: Tensor, h_prev, c_prev: Tensor, c: Tensor):
-    H = c.shape[1]
-    i, f, g, o = act.split(H, dim=1)
-    tanh_c = torch.tanh(c)
-    da = torch.empty_like(act)                                  # (n, 4H)
-    di, df, dg, do = da.split(H, dim=1)
+def _lstm_backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
+    H = c_prev.shape[1]
+    i, f, g, o, tanh_c = act.split(H, dim=1)
+    di, df, dg, do = d_gx.split(H, dim=1)
+    dc_total = torch.mul(tanh_c, tanh_c)
+    dc_total.neg_().add_(1.0).mul_(o).mul_(dh).add_(dc)               # dc + dh o (1 - tanh(c)^2)
     torch.mul(dh, tanh_c, out=do)
-    dc_total = torch.addcmul(dc, dh * o, 1.0 - tanh_c * tanh_c) if dc is not None \
-        else dh * o * (1.0 - tanh_c * tanh_c)
     torch.mul(dc_total, g, out=di)
     torch.mul(dc_total, c_prev, out=df)
     torch.mul(dc_total, i, out=dg)
-    # sigmoid' = s (1 - s) on i, f, o; tanh' = 1 - g^2 on g
-    sig_deriv = act - act * act
-    tanh_deriv = 1.0 - g * g
-    sig_deriv[:, 2 * H:3 * H] = tanh_deriv
-    da.mul_(sig_deriv)
-    dc_prev = dc_total * f
-    return da, da, None, dc_prev
+    gates = act[:, :4 * H]
+    deriv = torch.rsub(gates, 1.0).mul_(gates)                  # sigmoid' = s (1 - s) on i, f, o
+    torch.mul(g, g, out=deriv[:, 2 * H:3 * H]).neg_().add_(1.0)       # tanh' = 1 - g^2 on g
+    d_gx.mul_(deriv)
+    torch.mul(dc_total, f, out=dc_prev)
+    return None
 
 
 # --- GRU ---------------------------------------------------------------------------------------
 
-def _gru_forward(gx: Tensor, gh: Tensor, h_prev: Tensor, c_prev, act: Tensor):
-    # gx, gh: (n, 3H) [r | z | n]; act: (n, 4H) receives r, z, n and gh_n (needed by backward).
+def _gru_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
+    # a = gx, gh: (n, 3H) [r | z | n]; act: (n, 4H) receives [r z n gh_n].
     H = h_prev.shape[1]
     rz = act[:, :2 * H]
-    torch.add(gx[:, :2 * H], gh[:, :2 * H], out=rz)
+    torch.add(a[:, :2 * H], gh[:, :2 * H], out=rz)
     torch.sigmoid(rz, out=rz)
-    r, z = rz.split(H, dim=1)
-    gh_n = act[:, 3 * H:]
+    r, z, n, gh_n = act.split(H, dim=1)
     gh_n.copy_(gh[:, 2 * H:])
-    n = act[:, 2 * H:3 * H]
-    torch.addcmul(gx[:, 2 * H:], r, gh_n, out=n)
+    torch.addcmul(a[:, 2 * H:], r, gh_n, out=n)
     torch.tanh(n, out=n)
-    h = torch.addcmul(n, z, h_prev - n)                         # (1 - z) n + z h_prev
-    return h, None
+    torch.sub(h_prev, n, out=h_out)
+    h_out.mul_(z).add_(n)                                       # h_t = n + z (h_{t-1} - n)
 
 
-def _gru_backward(dh: Tensor, dc, act: Tensor, h_prev: Tensor, c_prev, c):
+def _gru_backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
     H = h_prev.shape[1]
     r, z, n, gh_n = act.split(H, dim=1)
-    d_gx = torch.empty(act.shape[0], 3 * H, dtype=act.dtype, device=act.device)
     dr, dz, dn = d_gx.split(H, dim=1)
-    torch.mul(dh, 1.0 - z, out=dn)
-    dn.mul_(1.0 - n * n)                                        # d pre-activation of n
-    torch.mul(dh, h_prev - n, out=dz)
-    dz.mul_(z - z * z)
+    torch.mul(n, n, out=dn)
+    dn.neg_().add_(1.0)
+    dn.mul_(dh).sub_(dn * z)                                    # dh (1 - z) (1 - n^2)
+    torch.sub(h_prev, n, out=dz)
+    dz.mul_(dh).mul_(z - z * z)                                 # dh (h_{t-1} - n) z (1 - z)
     torch.mul(dn, gh_n, out=dr)
-    dr.mul_(r - r * r)
-    d_gh = d_gx.clone()
-    d_gh[:, 2 * H:].mul_(r)
-    dh_prev = dh * z
-    return d_gx, d_gh, dh_prev, None
+    dr.mul_(r - r * r)                                          # dn gh_n r (1 - r)
+    d_gh[:, :2 * H] = d_gx[:, :2 * H]
+    torch.mul(dn, r, out=d_gh[:, 2 * H:])
+    return dh * z
 
 
-RNN_TANH = CellKind("rnn_tanh", 1, False, False, _rnn_tanh_forward, _rnn_tanh_backward)
-RNN_RELU = CellKind("rnn_relu", 1, False, False, _rnn_relu_forward, _rnn_relu_backward)
-LSTM = CellKind("lstm", 4, True, False, _lstm_forward, _lstm_backward)
-GRU = CellKind("gru", 3, False, True, _gru_forward, _gru_backward)
+RNN_TANH = CellKind("rnn_tanh", 1, 1, False, False, _rnn_tanh_forward, _rnn_tanh_backward)
+RNN_RELU = CellKind("rnn_relu", 1, 1, False, False, _rnn_relu_forward, _rnn_relu_backward)
+LSTM = CellKind("lstm", 4, 5, True, False, _lstm_forward, _lstm_backward)
+GRU = CellKind("gru", 3, 4, False, True, _gru_forward, _gru_backward)
 
 CELL_KINDS = {kind.name: kind for kind in (RNN_TANH, RNN_RELU, LSTM, GRU)}
-
-
-def activation_width(kind: CellKind, hidden_size: int) -> int:
-    """Width of the per-step buffer of saved activations (the GRU also keeps ``gh_n``)."""
-    return (4 if kind is GRU else kind.gates) * hidden_size

@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .cells import CellKind, activation_width
+from .cells import CellKind
 
 Zoneout = Union[None, float, Tensor]   # None, p (evaluation) or a (T, B, size) 0/1 mask (training)
 
@@ -100,10 +100,9 @@ def scan(
     return ScanResult(output, h_n, c_n)
 
 
-def _empty(save: bool, T: int, B: int, width: int, like: Tensor, zero: bool = False) -> Tensor:
-    # Per-step buffers: T of them when the backward needs them, else one reused slot.
-    shape = (T if save else 1, B, width)
-    return like.new_zeros(shape) if zero else like.new_empty(shape)
+def _buffer(like: Tensor, steps: int, B: int, width: int, zero: bool = False) -> Tensor:
+    # A per-step buffer; zeroed when rows can be inactive and the buffer meets a GEMM or a sum.
+    return like.new_zeros((steps, B, width)) if zero else like.new_empty((steps, B, width))
 
 
 def _zone(z: Zoneout, t: int, n: int):
@@ -113,7 +112,21 @@ def _zone(z: Zoneout, t: int, n: int):
     return z[t, :n]
 
 
+def _active_mask(batch_sizes: tuple, B: int, like: Tensor) -> Tensor:
+    # (T, B, 1): 1 where row b is active at step t.
+    sizes = torch.tensor(batch_sizes, device=like.device).unsqueeze(1)
+    return (torch.arange(B, device=like.device).unsqueeze(0) < sizes).unsqueeze(2).to(like.dtype)
+
+
 class _Scan(torch.autograd.Function):
+    """Forward: the time loop. Backward: BPTT in reverse time, weight gradients as single GEMMs.
+
+    Buffers: ``states_h`` (T+1, B, Hr) holds h before and after every processed step (row k is
+    the state before the k-th processed step), so the outputs and the ``h_{t-1}`` of every step
+    need no copies; ``states_c`` likewise for the LSTM. Per-step buffers (activations, layer-norm
+    statistics, pre-projection h) are indexed by time t.
+    """
+
     @staticmethod
     def forward(ctx, spec: ScanSpec, gx, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c):
         kind = spec.kind
@@ -123,69 +136,80 @@ class _Scan(torch.autograd.Function):
         save = spec.save
         variable = any(n != B for n in spec.batch_sizes)
         order = range(T - 1, -1, -1) if spec.reverse else range(T)
-        slot = (lambda t: t) if save else (lambda t: 0)
+        steps = T if save else 1
+        has_c = kind.has_cell_state
 
-        h = h0.clone()                                                   # (B, Hr) running state
-        c = c0.clone() if kind.has_cell_state else None                  # (B, H)
-        output = gx.new_zeros((T, B, Hr)) if variable else gx.new_empty((T, B, Hr))
-        act = _empty(save, T, B, activation_width(kind, H), gx)          # gate activations
-        h_prev_all = _empty(save, T, B, Hr, gx)                          # h_{t-1} of every step
-        c_prev_all = _empty(save, T, B, H, gx) if c is not None else None
-        c_all = _empty(save, T, B, H, gx) if c is not None else None     # candidate c~_t
-        h_pre_all = _empty(save, T, B, H, gx) if w_hr is not None else None
-        xhat_all = _empty(save, T, B, GH, gx) if ln_weight is not None else None
-        rstd_all = _empty(save, T, B, 1, gx) if ln_weight is not None else None
+        states_h = gx.new_empty((T + 1, B, Hr))
+        states_h[0] = h0
+        states_c = None
+        if has_c:
+            states_c = gx.new_empty((T + 1 if save else 2, B, H))
+            states_c[0] = c0
+        act = _buffer(gx, steps, B, kind.saved * H)
+        # h before projection / zoneout (the projection's input is needed for dW_hr)
+        h_cand = _buffer(gx, steps, B, H, zero=variable and save) \
+            if (w_hr is not None or zoneout_h is not None) else None
+        h_proj = gx.new_empty((B, Hr)) if (w_hr is not None and zoneout_h is not None) else None
+        c_cand = _buffer(gx, 1, B, H) if (has_c and zoneout_c is not None) else None
+        xhat_all = _buffer(gx, steps, B, GH, zero=variable and save) if ln_weight is not None else None
+        rstd_all = _buffer(gx, steps, B, 1) if ln_weight is not None else None
         w_hh_t = w_hh.t()
 
-        for t in order:
+        for k, t in enumerate(order):
             n = spec.batch_sizes[t]
-            s = slot(t)
-            h_prev = h[:n]                                               # (n, Hr)
-            c_prev = c[:n] if c is not None else None
-            if save:
-                h_prev_all[s].copy_(h)
-                if c is not None:
-                    c_prev_all[s].copy_(c)
+            s = t if save else 0
+            h_prev, h_next = states_h[k, :n], states_h[k + 1, :n]
+            c_prev = c_next = None
+            if has_c:
+                kc = k if save else k % 2
+                c_prev, c_next = states_c[kc, :n], states_c[kc + 1 if save else 1 - kc]
+                if n < B:
+                    c_next[n:] = states_c[kc, n:]                       # inactive rows carry c
+                c_next = c_next[:n]
+            if n < B:
+                states_h[k + 1, n:] = states_h[k, n:]                   # inactive rows carry h
             if ln_weight is not None:
                 raw = torch.mm(h_prev, w_hh_t)                           # (n, GH)
                 var, mean = torch.var_mean(raw, dim=1, keepdim=True, correction=0)
-                rstd = torch.rsqrt(var + LAYER_NORM_EPS)
-                xhat = torch.mul(raw - mean, rstd, out=xhat_all[s, :n])
-                rstd_all[s, :n] = rstd
+                rstd = torch.rsqrt(var.add_(LAYER_NORM_EPS), out=rstd_all[s, :n])
+                xhat = torch.sub(raw, mean, out=xhat_all[s, :n]).mul_(rstd)
                 gh = xhat * ln_weight
                 if b_hh is not None:
                     gh += b_hh
                 if kind.separate_recurrent:
                     a = gx[t, :n]
                 else:
-                    a, gh = gx[t, :n] + gh, None
+                    a, gh = gh.add_(gx[t, :n]), None
             elif kind.separate_recurrent:
                 a = gx[t, :n]
                 gh = torch.addmm(b_hh, h_prev, w_hh_t) if b_hh is not None else torch.mm(h_prev, w_hh_t)
             else:
                 a, gh = torch.addmm(gx[t, :n], h_prev, w_hh_t), None    # (n, GH)
-            h_new, c_new = kind.forward(a, gh, h_prev, c_prev, act[s, :n])
-            if c is not None:
-                c_all[s, :n] = c_new
+            h_out = h_next if h_cand is None else h_cand[s, :n]
+            c_out = c_next if c_cand is None else c_cand[0, :n]
+            kind.forward(a, gh, h_prev, c_prev, act[s, :n], h_out, c_out)
             if w_hr is not None:
-                h_pre_all[s, :n] = h_new
-                h_new = torch.mm(h_new, w_hr.t())                        # (n, Hr)
+                projected = h_next if zoneout_h is None else h_proj[:n]
+                h_out = torch.mm(h_out, w_hr.t(), out=projected)         # (n, Hr)
             zh, zc = _zone(zoneout_h, t, n), _zone(zoneout_c, t, n)
             if zh is not None:
-                h_new = torch.lerp(h_new, h_prev, zh)
+                torch.lerp(h_out, h_prev, zh, out=h_next)               # h = zh h_prev + (1-zh) h~
             if zc is not None:
-                c_new = torch.lerp(c_new, c_prev, zc)
-            h[:n] = h_new
-            if c is not None:
-                c[:n] = c_new
-            output[t, :n] = h_new
+                torch.lerp(c_out, c_prev, zc, out=c_next)
 
+        output = states_h[1:]                                            # (T, B, Hr), processing order
+        if spec.reverse:
+            output = output.flip(0)
+        if variable:
+            output = output * _active_mask(spec.batch_sizes, B, output)
+        h_n = states_h[T].clone()
+        c_n = states_c[T if save else T % 2].clone() if has_c else None
         if save:
             ctx.spec, ctx.variable = spec, variable
-            ctx.buffers = (act, h_prev_all, c_prev_all, c_all, h_pre_all, xhat_all, rstd_all)
+            ctx.buffers = (states_h, states_c, act, h_cand, xhat_all, rstd_all)
             ctx.zoneout = (zoneout_h, zoneout_c)
             ctx.save_for_backward(w_hh, b_hh, w_hr, ln_weight)
-        return output, h, c
+        return output, h_n, c_n
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -193,14 +217,14 @@ class _Scan(torch.autograd.Function):
         spec = ctx.spec
         kind = spec.kind
         w_hh, b_hh, w_hr, ln_weight = ctx.saved_tensors
-        act, h_prev_all, c_prev_all, c_all, h_pre_all, xhat_all, rstd_all = ctx.buffers
+        states_h, states_c, act, h_cand, xhat_all, rstd_all = ctx.buffers
         zoneout_h, zoneout_c = ctx.zoneout
         T, B, _ = act.shape
         GH, Hr = w_hh.shape
         H = GH // kind.gates
-        order = range(T) if spec.reverse else range(T - 1, -1, -1)
-        zeros = torch.zeros if ctx.variable else torch.empty
+        order = range(T - 1, -1, -1) if spec.reverse else range(T)
         like = dict(dtype=act.dtype, device=act.device)
+        zeros = torch.zeros if ctx.variable else torch.empty
 
         dh = d_h_n.clone() if d_h_n is not None else torch.zeros(B, Hr, **like)
         dc = None
@@ -208,15 +232,14 @@ class _Scan(torch.autograd.Function):
             dc = d_c_n.clone() if d_c_n is not None else torch.zeros(B, H, **like)
         if d_output is None:
             d_output = torch.zeros(T, B, Hr, **like)
-        d_gx_all = zeros(T, B, GH, **like)
-        # Gradient of the raw recurrent product h_{t-1} W_hh^T, for dW_hh. For the RNN/LSTM without
-        # layer norm it equals d_gx, so it is not stored twice.
-        own_raw = kind.separate_recurrent or ln_weight is not None
-        d_raw_all = zeros(T, B, GH, **like) if own_raw else d_gx_all
-        d_gh_all = zeros(T, B, GH, **like) if ln_weight is not None else None     # after layer norm
+        d_gx_all = zeros(T, B, GH, **like)                               # dL/d(gx): returned
+        # dL/d(gh) after layer norm (GRU only; for the RNN and LSTM it is d_gx), and before it.
+        d_gh_all = zeros(T, B, GH, **like) if kind.separate_recurrent else d_gx_all
+        d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
         d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
 
-        for t in order:
+        for k in range(T - 1, -1, -1):
+            t = order[k]
             n = spec.batch_sizes[t]
             g_h = dh[:n] + d_output[t, :n]                               # dL/dh_t, (n, Hr)
             g_c = dc[:n] if dc is not None else None
@@ -229,39 +252,34 @@ class _Scan(torch.autograd.Function):
             if w_hr is not None:
                 d_proj_all[t, :n] = g_h
                 g_h = torch.mm(g_h, w_hr)                                # (n, H)
-            c_prev = c_prev_all[t, :n] if c_prev_all is not None else None
-            c_t = c_all[t, :n] if c_all is not None else None
-            d_a, d_gh, dh_prev, dc_prev = kind.backward(
-                g_h, g_c, act[t, :n], h_prev_all[t, :n], c_prev, c_t)
-            d_gx_all[t, :n] = d_a
+            h_prev = states_h[k, :n]
+            c_prev = states_c[k, :n] if states_c is not None else None
+            dh_direct = kind.backward(g_h, g_c, act[t, :n], h_prev, c_prev,
+                                      d_gx_all[t, :n], d_gh_all[t, :n], dc[:n] if dc is not None else None)
+            d_raw = d_gh_all[t, :n]
             if ln_weight is not None:
-                d_gh_all[t, :n] = d_gh
-                xhat, rstd = xhat_all[t, :n], rstd_all[t, :n]
-                d_xhat = d_gh * ln_weight
-                d_raw = d_xhat - d_xhat.mean(1, keepdim=True) \
-                    - xhat * (d_xhat * xhat).mean(1, keepdim=True)
-                d_raw.mul_(rstd)
-            else:
-                d_raw = d_gh
-            if own_raw:
-                d_raw_all[t, :n] = d_raw
-            dh_new = torch.mm(d_raw, w_hh)                               # (n, Hr)
-            if dh_prev is not None:
-                dh_new += dh_prev
+                xhat = xhat_all[t, :n]
+                d_xhat = d_raw * ln_weight
+                d_raw = d_raw_all[t, :n]
+                torch.sub(d_xhat, d_xhat.mean(1, keepdim=True), out=d_raw)
+                d_raw.sub_(xhat * (d_xhat * xhat).mean(1, keepdim=True)).mul_(rstd_all[t, :n])
+            dh_next = torch.mm(d_raw, w_hh, out=dh[:n])                   # (n, Hr)
+            if dh_direct is not None:
+                dh_next += dh_direct
             if direct_h is not None:
-                dh_new += direct_h
-            dh[:n] = dh_new
-            if dc is not None:
-                dc[:n] = dc_prev + direct_c if direct_c is not None else dc_prev
+                dh_next += direct_h
+            if direct_c is not None:
+                dc[:n] += direct_c
 
         # Weight gradients: one GEMM each over all T*B rows.
+        h_prev_all = states_h[:-1].flip(0) if spec.reverse else states_h[:-1]    # (T, B, Hr) by time
         d_w_hh = torch.mm(d_raw_all.reshape(-1, GH).t(), h_prev_all.reshape(-1, Hr))   # (GH, Hr)
         d_b_hh = d_w_hr = d_ln = None
-        if b_hh is not None:
-            d_b_hh = (d_gh_all if d_gh_all is not None else d_raw_all).sum((0, 1))
-        if w_hr is not None:
-            d_w_hr = torch.mm(d_proj_all.reshape(-1, Hr).t(), h_pre_all.reshape(-1, H))  # (Hr, H)
-        if ln_weight is not None:
+        if b_hh is not None and ctx.needs_input_grad[5]:
+            d_b_hh = d_gh_all.sum((0, 1))
+        if w_hr is not None and ctx.needs_input_grad[6]:
+            d_w_hr = torch.mm(d_proj_all.reshape(-1, Hr).t(), h_cand.reshape(-1, H))    # (Hr, H)
+        if ln_weight is not None and ctx.needs_input_grad[7]:
             d_ln = (d_gh_all * xhat_all).sum((0, 1))
         needs = ctx.needs_input_grad
         return (None,
@@ -269,7 +287,5 @@ class _Scan(torch.autograd.Function):
                 d_w_hh if needs[2] else None,
                 dh if needs[3] else None,
                 dc if needs[4] else None,
-                d_b_hh if needs[5] else None,
-                d_w_hr if needs[6] else None,
-                d_ln if needs[7] else None,
+                d_b_hh, d_w_hr, d_ln,
                 None, None)
