@@ -1,9 +1,10 @@
 """The recurrent core: cells, layers, fast BPTT and regularisers. Drop-in for ``torch.nn``."""
 
 from .cell_modules import GRUCell, LSTMCell, RNNCell
-from .layers import GRU, LSTM, RNN, RNNBase
+from .heads import ManyToMany, ManyToOne, SequenceOutput
+from .layers import GRU, LSTM, RNN, RNNBase, make_layer
 from .regularizers import drop_connect, locked_dropout, zoneout_weight
 from .scan import scan
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNBase", "RNNCell", "LSTMCell", "GRUCell", "scan",
+__all__ = ["RNN", "LSTM", "GRU", "RNNBase", "make_layer", "ManyToMany", "ManyToOne", "SequenceOutput", "RNNCell", "LSTMCell", "GRUCell", "scan",
            "drop_connect", "locked_dropout", "zoneout_weight"]

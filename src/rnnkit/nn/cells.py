@@ -156,3 +156,54 @@ LSTM = CellKind("lstm", 4, 5, True, False, _lstm_forward, _lstm_backward)
 GRU = CellKind("gru", 3, 4, False, True, _gru_forward, _gru_backward)
 
 CELL_KINDS = {kind.name: kind for kind in (RNN_TANH, RNN_RELU, LSTM, GRU)}
+
+
+# --- The same cells, fused in C++ ----------------------------------------------------------------
+
+def _native_kinds(ext) -> dict:
+    """CellKinds whose step runs as one fused C++ pass (``rnnkit/nn/native/cells.cpp``)."""
+
+    def rnn(relu: bool, base: CellKind) -> CellKind:
+        def forward(a, gh, h_prev, c_prev, act, h_out, c_out):
+            ext.rnn_forward(a, act, h_out, relu)
+
+        def backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
+            ext.rnn_backward(dh, act, d_gx, relu)
+
+        return CellKind(base.name, base.gates, base.saved, False, False, forward, backward)
+
+    def lstm_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
+        ext.lstm_forward(a, c_prev, act, h_out, c_out)
+
+    def lstm_backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
+        ext.lstm_backward(dh, dc.contiguous(), act, c_prev, d_gx, dc_prev)
+
+    def gru_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
+        ext.gru_forward(a, gh, h_prev, act, h_out)
+
+    def gru_backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
+        dh_direct = torch.empty_like(dh)
+        ext.gru_backward(dh, act, h_prev, d_gx, d_gh, dh_direct)
+        return dh_direct
+
+    return {
+        "rnn_tanh": rnn(False, RNN_TANH),
+        "rnn_relu": rnn(True, RNN_RELU),
+        "lstm": CellKind("lstm", 4, 5, True, False, lstm_forward, lstm_backward),
+        "gru": CellKind("gru", 3, 4, False, True, gru_forward, gru_backward),
+    }
+
+
+_NATIVE: dict = {}
+
+
+def fastest(kind: CellKind, dtype: torch.dtype) -> CellKind:
+    """The fused C++ version of ``kind`` when it is available for ``dtype``, else ``kind`` itself."""
+    if dtype not in (torch.float32, torch.float64):
+        return kind
+    if "kinds" not in _NATIVE:
+        from . import native
+        ext = native.load()
+        _NATIVE["kinds"] = _native_kinds(ext) if ext is not None else None
+    kinds = _NATIVE["kinds"]
+    return kinds[kind.name] if kinds is not None else kind

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import cells
 from .regularizers import drop_connect, zoneout_weight
-from .scan import scan
+from .scan import forward_step, scan
 from .sequences import Layout, Lengths, prepare
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
@@ -258,9 +258,59 @@ class RNNBase(nn.Module):
         if not isinstance(x, Tensor) or x.dim() not in (1, 2):
             raise ValueError(f"x must be a (batch, features) or (features,) tensor, got "
                              f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
-        time_dim = 1 if (self.batch_first and x.dim() == 2) else 0
-        output, new_state = self.forward(x.unsqueeze(time_dim), state)
-        return output.squeeze(time_dim), new_state
+        needs_graph = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if needs_graph or (self.training and (self.zoneout or self.weight_drop or self.dropout)):
+            # Training through steps: the same time loop, one step long, with autograd.
+            time_dim = 1 if (self.batch_first and x.dim() == 2) else 0
+            output, new_state = self.forward(x.unsqueeze(time_dim), state)
+            return output.squeeze(time_dim), new_state
+        return self._inference_step(x, state)
+
+    def _inference_step(self, x: Tensor, state: Optional[State]) -> Tuple[Tensor, State]:
+        # No graph: run ``forward_step`` straight on each layer, with no per-sequence machinery.
+        if not torch.is_floating_point(x) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must be a floating tensor with {self.input_size} features, "
+                             f"got shape {tuple(x.shape)} and dtype {x.dtype}")
+        unbatched = x.dim() == 1
+        x = x.unsqueeze(0) if unbatched else x                                   # (B, I)
+        layout = Layout(x.unsqueeze(0), None, None, None, packed=False, unbatched=unbatched,
+                        batch_first=False)
+        h0, c0 = self._initial_state(state, layout)                              # (L, B, .)
+        kind = cells.fastest(self.kind, x.dtype)
+        B, H, Hr = x.shape[0], self.hidden_size, self.state_size
+        h_n, c_n = torch.empty_like(h0), torch.empty_like(c0) if c0 is not None else None
+        zone = float(self.zoneout) if self.zoneout else None
+        for layer in range(self.num_layers):
+            w = self._weights(layer)
+            gx = self._input_projection(w, x)                                    # (B, G*H)
+            act = x.new_empty(B, kind.saved * H)
+            needs_cand = "weight_hr" in w or zone is not None
+            forward_step(kind, gx.contiguous(), h0[layer], c0[layer] if c0 is not None else None,
+                         w["weight_hh"].t(), b_hh=w.get("bias_hh") if kind.separate_recurrent else None,
+                         w_hr=w.get("weight_hr"), ln_weight=w.get("layer_norm_hh"), zh=zone,
+                         zc=zone if c0 is not None else None, act=act, h_next=h_n[layer],
+                         c_next=c_n[layer] if c_n is not None else None,
+                         h_cand=x.new_empty(B, H) if needs_cand else None,
+                         xhat=gx.new_empty(gx.shape) if self.layer_norm else None,
+                         rstd=x.new_empty(B, 1) if self.layer_norm else None)
+            x = h_n[layer]
+        y = h_n[-1].clone()
+        if unbatched:
+            y, h_n = y.squeeze(0), h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if c_n is not None else None
+        return y, ((h_n, c_n) if c_n is not None else h_n)
+
+
+def make_layer(cell: str, input_size: int, hidden_size: int, **kwargs) -> RNNBase:
+    """Build a layer by name: ``"rnn"``/``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``."""
+    name = cell.lower()
+    if name in ("rnn", "rnn_tanh", "rnn_relu"):
+        return RNN(input_size, hidden_size, nonlinearity="relu" if name == "rnn_relu" else "tanh", **kwargs)
+    if name == "lstm":
+        return LSTM(input_size, hidden_size, **kwargs)
+    if name == "gru":
+        return GRU(input_size, hidden_size, **kwargs)
+    raise ValueError(f"cell must be one of 'rnn', 'rnn_relu', 'lstm', 'gru', got {cell!r}")
 
 
 def _check_int(name: str, value, minimum: int) -> None:

@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .cells import CellKind
+from .cells import CellKind, fastest
 
 Zoneout = Union[None, float, Tensor]   # None, p (evaluation) or a (T, B, size) 0/1 mask (training)
 
@@ -93,11 +93,56 @@ def scan(
     T, B, _ = gx.shape
     if batch_sizes is None:
         batch_sizes = (B,) * T
+    kind = fastest(kind, gx.dtype)
+    gx = gx.contiguous()
     tensors = (gx, w_hh, h0, c0, b_hh, w_hr, ln_weight)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     spec = ScanSpec(kind, tuple(int(n) for n in batch_sizes), reverse, save)
     output, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c)
     return ScanResult(output, h_n, c_n)
+
+
+def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[Tensor], w_hh_t: Tensor, *,
+                 b_hh: Optional[Tensor], w_hr: Optional[Tensor], ln_weight: Optional[Tensor],
+                 zh, zc, act: Tensor, h_next: Tensor, c_next: Optional[Tensor],
+                 h_cand: Optional[Tensor] = None, xhat: Optional[Tensor] = None,
+                 rstd: Optional[Tensor] = None) -> None:
+    """One time step for ``n`` active rows, writing into the given buffers (no autograd).
+
+    Used by the time loop and by streaming ``step``, so both run the same code.
+
+    Inputs: gx_t (n, GH); h_prev (n, Hr); c_prev (n, H) or None; w_hh_t (Hr, GH) = W_hh^T;
+        zh, zc: zoneout weights of the previous h / c (None, a float, or (n, .) masks).
+    Outputs (written): act (n, saved*H); h_next (n, Hr); c_next (n, H); h_cand (n, H), the h
+        before projection and zoneout (needed when ``w_hr`` or ``zh`` is given); xhat (n, GH) and
+        rstd (n, 1), the layer-norm statistics (needed with ``ln_weight``).
+    """
+    if ln_weight is not None:
+        raw = torch.mm(h_prev, w_hh_t)                                   # (n, GH)
+        var, mean = torch.var_mean(raw, dim=1, keepdim=True, correction=0)
+        torch.rsqrt(var.add_(LAYER_NORM_EPS), out=rstd)
+        torch.sub(raw, mean, out=xhat).mul_(rstd)
+        gh = xhat * ln_weight
+        if b_hh is not None:
+            gh += b_hh
+        if kind.separate_recurrent:
+            a = gx_t
+        else:
+            a, gh = gh.add_(gx_t), None
+    elif kind.separate_recurrent:
+        a = gx_t
+        gh = torch.addmm(b_hh, h_prev, w_hh_t) if b_hh is not None else torch.mm(h_prev, w_hh_t)
+    else:
+        a, gh = torch.addmm(gx_t, h_prev, w_hh_t), None                  # (n, GH)
+    h_out = h_next if h_cand is None else h_cand
+    c_out = c_next if (c_next is None or zc is None) else torch.empty_like(c_next)
+    kind.forward(a, gh, h_prev, c_prev, act, h_out, c_out)
+    if w_hr is not None:
+        h_out = torch.mm(h_out, w_hr.t(), out=h_next if zh is None else None)     # (n, Hr)
+    if zh is not None:
+        torch.lerp(h_out, h_prev, zh, out=h_next)                       # zh h_prev + (1 - zh) h~
+    if zc is not None:
+        torch.lerp(c_out, c_prev, zc, out=c_next)
 
 
 def _buffer(like: Tensor, steps: int, B: int, width: int, zero: bool = False) -> Tensor:
@@ -149,8 +194,6 @@ class _Scan(torch.autograd.Function):
         # h before projection / zoneout (the projection's input is needed for dW_hr)
         h_cand = _buffer(gx, steps, B, H, zero=variable and save) \
             if (w_hr is not None or zoneout_h is not None) else None
-        h_proj = gx.new_empty((B, Hr)) if (w_hr is not None and zoneout_h is not None) else None
-        c_cand = _buffer(gx, 1, B, H) if (has_c and zoneout_c is not None) else None
         xhat_all = _buffer(gx, steps, B, GH, zero=variable and save) if ln_weight is not None else None
         rstd_all = _buffer(gx, steps, B, 1) if ln_weight is not None else None
         w_hh_t = w_hh.t()
@@ -168,34 +211,12 @@ class _Scan(torch.autograd.Function):
                 c_next = c_next[:n]
             if n < B:
                 states_h[k + 1, n:] = states_h[k, n:]                   # inactive rows carry h
-            if ln_weight is not None:
-                raw = torch.mm(h_prev, w_hh_t)                           # (n, GH)
-                var, mean = torch.var_mean(raw, dim=1, keepdim=True, correction=0)
-                rstd = torch.rsqrt(var.add_(LAYER_NORM_EPS), out=rstd_all[s, :n])
-                xhat = torch.sub(raw, mean, out=xhat_all[s, :n]).mul_(rstd)
-                gh = xhat * ln_weight
-                if b_hh is not None:
-                    gh += b_hh
-                if kind.separate_recurrent:
-                    a = gx[t, :n]
-                else:
-                    a, gh = gh.add_(gx[t, :n]), None
-            elif kind.separate_recurrent:
-                a = gx[t, :n]
-                gh = torch.addmm(b_hh, h_prev, w_hh_t) if b_hh is not None else torch.mm(h_prev, w_hh_t)
-            else:
-                a, gh = torch.addmm(gx[t, :n], h_prev, w_hh_t), None    # (n, GH)
-            h_out = h_next if h_cand is None else h_cand[s, :n]
-            c_out = c_next if c_cand is None else c_cand[0, :n]
-            kind.forward(a, gh, h_prev, c_prev, act[s, :n], h_out, c_out)
-            if w_hr is not None:
-                projected = h_next if zoneout_h is None else h_proj[:n]
-                h_out = torch.mm(h_out, w_hr.t(), out=projected)         # (n, Hr)
-            zh, zc = _zone(zoneout_h, t, n), _zone(zoneout_c, t, n)
-            if zh is not None:
-                torch.lerp(h_out, h_prev, zh, out=h_next)               # h = zh h_prev + (1-zh) h~
-            if zc is not None:
-                torch.lerp(c_out, c_prev, zc, out=c_next)
+            forward_step(kind, gx[t, :n], h_prev, c_prev, w_hh_t, b_hh=b_hh, w_hr=w_hr,
+                         ln_weight=ln_weight, zh=_zone(zoneout_h, t, n), zc=_zone(zoneout_c, t, n),
+                         act=act[s, :n], h_next=h_next, c_next=c_next,
+                         h_cand=h_cand[s, :n] if h_cand is not None else None,
+                         xhat=xhat_all[s, :n] if xhat_all is not None else None,
+                         rstd=rstd_all[s, :n] if rstd_all is not None else None)
 
         output = states_h[1:]                                            # (T, B, Hr), processing order
         if spec.reverse:

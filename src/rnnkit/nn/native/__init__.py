@@ -1,0 +1,64 @@
+"""Fused gate arithmetic in C++ (``cells.cpp``), compiled for this machine on first use.
+
+``load()`` returns the compiled module, or None when it cannot be had: no C++ compiler, no
+``ninja``, a failed build, or ``RNNKIT_NATIVE=0`` in the environment. Then the cells run as
+PyTorch operations (``rnnkit.nn.cells``): the same equations, slower per step, with a one-time
+warning saying why. The build takes about a minute once; PyTorch caches it
+(``TORCH_EXTENSIONS_DIR``, by default under ``~/.cache/torch_extensions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+SOURCE = Path(__file__).with_name("cells.cpp")
+
+
+def enabled() -> bool:
+    """False when ``RNNKIT_NATIVE`` is set to 0/false/no/off."""
+    return os.environ.get("RNNKIT_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _cpu_flags() -> list:
+    # Vectorise for this CPU when it has AVX2+FMA; the build is cached per flag set.
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    if platform.machine() in ("x86_64", "AMD64") and " avx2" in text and " fma" in text:
+        return ["-mavx2", "-mfma"]
+    return []
+
+
+@lru_cache(maxsize=1)
+def load() -> Optional[object]:
+    """The compiled extension, or None (see the module docstring)."""
+    if not enabled():
+        return None
+    reason = None
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        reason = "no C++ compiler on PATH"
+    else:
+        try:
+            import ninja  # noqa: F401  (torch's extension builder runs it)
+        except ImportError:
+            reason = "the ninja package is not installed"
+    if reason is None:
+        try:
+            from torch.utils.cpp_extension import load as build
+            flags = ["-O3", "-ffast-math", "-fopenmp"] + _cpu_flags()
+            tag = hashlib.sha1((SOURCE.read_text() + " ".join(flags)).encode()).hexdigest()[:10]
+            return build(name=f"rnnkit_cells_{tag}", sources=[str(SOURCE)], extra_cflags=flags,
+                         extra_ldflags=["-fopenmp"], verbose=False)
+        except Exception as error:  # a failed build of an optional speed-up must not stop the user
+            reason = f"the build failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    warnings.warn(f"rnnkit: fused C++ cells unavailable, {reason}; using the PyTorch cells "
+                  f"(same results, slower). Set RNNKIT_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
+    return None

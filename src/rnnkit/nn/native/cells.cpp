@@ -1,0 +1,196 @@
+// Fused gate arithmetic of one time step, forward and backward, for the Elman RNN, LSTM and GRU.
+//
+// The same equations as rnnkit/nn/cells.py (read that file first), each step in one pass over
+// memory instead of one pass per elementwise operation. Rows of a step are split across OpenMP
+// threads; the inner loop over hidden units is written for the compiler to vectorise (expf and
+// tanhf come from glibc's vector math library under -ffast-math).
+//
+// Every tensor is a contiguous (n, width) block: the time loop only passes row prefixes of
+// contiguous buffers. Shapes in comments use H for the hidden size.
+
+#include <torch/extension.h>
+#include <cmath>
+
+namespace {
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+
+void check(const torch::Tensor& t, const char* name) {
+    TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+    TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
+}
+
+// --- LSTM ----------------------------------------------------------------------------------------
+
+// a (n, 4H) [i f g o] pre-activations, c_prev (n, H) -> act (n, 5H) [i f g o tanh(c)], h (n, H), c (n, H)
+void lstm_forward(torch::Tensor a, torch::Tensor c_prev, torch::Tensor act, torch::Tensor h, torch::Tensor c) {
+    check(a, "a"); check(c_prev, "c_prev"); check(act, "act"); check(h, "h"); check(c, "c");
+    const int64_t n = c_prev.size(0), H = c_prev.size(1);
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstm_forward", [&] {
+        const scalar_t* A = a.data_ptr<scalar_t>();
+        const scalar_t* CP = c_prev.data_ptr<scalar_t>();
+        scalar_t* ACT = act.data_ptr<scalar_t>();
+        scalar_t* HO = h.data_ptr<scalar_t>();
+        scalar_t* CO = c.data_ptr<scalar_t>();
+        _Pragma("omp parallel for if (n * H > 16384)")
+        for (int64_t r = 0; r < n; ++r) {
+            const scalar_t* ar = A + r * 4 * H;
+            scalar_t* act_r = ACT + r * 5 * H;
+            _Pragma("omp simd")
+            for (int64_t j = 0; j < H; ++j) {
+                scalar_t i = sigmoid(ar[j]), f = sigmoid(ar[H + j]);
+                scalar_t g = std::tanh(ar[2 * H + j]), o = sigmoid(ar[3 * H + j]);
+                scalar_t cn = f * CP[r * H + j] + i * g;
+                scalar_t tc = std::tanh(cn);
+                act_r[j] = i; act_r[H + j] = f; act_r[2 * H + j] = g; act_r[3 * H + j] = o; act_r[4 * H + j] = tc;
+                CO[r * H + j] = cn;
+                HO[r * H + j] = o * tc;
+            }
+        }
+    });
+}
+
+// dh, dc (n, H): gradients of h_t and c_t; act (n, 5H); c_prev (n, H)
+// -> d_a (n, 4H) gradients of the pre-activations, dc_prev (n, H) (may alias dc)
+void lstm_backward(torch::Tensor dh, torch::Tensor dc, torch::Tensor act, torch::Tensor c_prev,
+                   torch::Tensor d_a, torch::Tensor dc_prev) {
+    check(dh, "dh"); check(dc, "dc"); check(act, "act"); check(c_prev, "c_prev"); check(d_a, "d_a");
+    check(dc_prev, "dc_prev");
+    const int64_t n = dh.size(0), H = dh.size(1);
+    AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_backward", [&] {
+        const scalar_t* DH = dh.data_ptr<scalar_t>();
+        const scalar_t* DC = dc.data_ptr<scalar_t>();
+        const scalar_t* ACT = act.data_ptr<scalar_t>();
+        const scalar_t* CP = c_prev.data_ptr<scalar_t>();
+        scalar_t* DA = d_a.data_ptr<scalar_t>();
+        scalar_t* DCP = dc_prev.data_ptr<scalar_t>();
+        _Pragma("omp parallel for if (n * H > 16384)")
+        for (int64_t r = 0; r < n; ++r) {
+            const scalar_t* act_r = ACT + r * 5 * H;
+            scalar_t* da_r = DA + r * 4 * H;
+            _Pragma("omp simd")
+            for (int64_t j = 0; j < H; ++j) {
+                const int64_t k = r * H + j;
+                scalar_t i = act_r[j], f = act_r[H + j], g = act_r[2 * H + j], o = act_r[3 * H + j];
+                scalar_t tc = act_r[4 * H + j];
+                scalar_t d_h = DH[k];
+                scalar_t dct = DC[k] + d_h * o * (scalar_t(1) - tc * tc);
+                da_r[j] = dct * g * i * (scalar_t(1) - i);
+                da_r[H + j] = dct * CP[k] * f * (scalar_t(1) - f);
+                da_r[2 * H + j] = dct * i * (scalar_t(1) - g * g);
+                da_r[3 * H + j] = d_h * tc * o * (scalar_t(1) - o);
+                DCP[k] = dct * f;
+            }
+        }
+    });
+}
+
+// --- GRU -----------------------------------------------------------------------------------------
+
+// gx, gh (n, 3H) [r z n]; h_prev (n, H) -> act (n, 4H) [r z n gh_n], h (n, H)
+void gru_forward(torch::Tensor gx, torch::Tensor gh, torch::Tensor h_prev, torch::Tensor act, torch::Tensor h) {
+    check(gx, "gx"); check(gh, "gh"); check(h_prev, "h_prev"); check(act, "act"); check(h, "h");
+    const int64_t n = h_prev.size(0), H = h_prev.size(1);
+    AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
+        const scalar_t* GX = gx.data_ptr<scalar_t>();
+        const scalar_t* GH = gh.data_ptr<scalar_t>();
+        const scalar_t* HP = h_prev.data_ptr<scalar_t>();
+        scalar_t* ACT = act.data_ptr<scalar_t>();
+        scalar_t* HO = h.data_ptr<scalar_t>();
+        _Pragma("omp parallel for if (n * H > 16384)")
+        for (int64_t r = 0; r < n; ++r) {
+            const scalar_t* x_r = GX + r * 3 * H;
+            const scalar_t* h_r = GH + r * 3 * H;
+            scalar_t* act_r = ACT + r * 4 * H;
+            _Pragma("omp simd")
+            for (int64_t j = 0; j < H; ++j) {
+                scalar_t rg = sigmoid(x_r[j] + h_r[j]);
+                scalar_t z = sigmoid(x_r[H + j] + h_r[H + j]);
+                scalar_t ghn = h_r[2 * H + j];
+                scalar_t nn = std::tanh(x_r[2 * H + j] + rg * ghn);
+                act_r[j] = rg; act_r[H + j] = z; act_r[2 * H + j] = nn; act_r[3 * H + j] = ghn;
+                HO[r * H + j] = nn + z * (HP[r * H + j] - nn);
+            }
+        }
+    });
+}
+
+// dh (n, H); act (n, 4H); h_prev (n, H) -> d_gx, d_gh (n, 3H), dh_direct (n, H) = dh * z
+void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, torch::Tensor d_gx,
+                  torch::Tensor d_gh, torch::Tensor dh_direct) {
+    check(dh, "dh"); check(act, "act"); check(h_prev, "h_prev"); check(d_gx, "d_gx"); check(d_gh, "d_gh");
+    check(dh_direct, "dh_direct");
+    const int64_t n = dh.size(0), H = dh.size(1);
+    AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "gru_backward", [&] {
+        const scalar_t* DH = dh.data_ptr<scalar_t>();
+        const scalar_t* ACT = act.data_ptr<scalar_t>();
+        const scalar_t* HP = h_prev.data_ptr<scalar_t>();
+        scalar_t* DX = d_gx.data_ptr<scalar_t>();
+        scalar_t* DG = d_gh.data_ptr<scalar_t>();
+        scalar_t* DD = dh_direct.data_ptr<scalar_t>();
+        _Pragma("omp parallel for if (n * H > 16384)")
+        for (int64_t r = 0; r < n; ++r) {
+            const scalar_t* act_r = ACT + r * 4 * H;
+            scalar_t* dx_r = DX + r * 3 * H;
+            scalar_t* dg_r = DG + r * 3 * H;
+            _Pragma("omp simd")
+            for (int64_t j = 0; j < H; ++j) {
+                const int64_t k = r * H + j;
+                scalar_t rg = act_r[j], z = act_r[H + j], nn = act_r[2 * H + j], ghn = act_r[3 * H + j];
+                scalar_t d_h = DH[k];
+                scalar_t dn = d_h * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
+                scalar_t dz = d_h * (HP[k] - nn) * z * (scalar_t(1) - z);
+                scalar_t dr = dn * ghn * rg * (scalar_t(1) - rg);
+                dx_r[j] = dr; dx_r[H + j] = dz; dx_r[2 * H + j] = dn;
+                dg_r[j] = dr; dg_r[H + j] = dz; dg_r[2 * H + j] = dn * rg;
+                DD[k] = d_h * z;
+            }
+        }
+    });
+}
+
+// --- Elman RNN -----------------------------------------------------------------------------------
+
+// a (n, H) -> act (n, H) = f(a), h (n, H) = act
+void rnn_forward(torch::Tensor a, torch::Tensor act, torch::Tensor h, bool relu) {
+    check(a, "a"); check(act, "act"); check(h, "h");
+    const int64_t m = a.numel();
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnn_forward", [&] {
+        const scalar_t* A = a.data_ptr<scalar_t>();
+        scalar_t* ACT = act.data_ptr<scalar_t>();
+        scalar_t* HO = h.data_ptr<scalar_t>();
+        _Pragma("omp parallel for simd if (m > 16384)")
+        for (int64_t k = 0; k < m; ++k) {
+            scalar_t v = relu ? (A[k] > scalar_t(0) ? A[k] : scalar_t(0)) : std::tanh(A[k]);
+            ACT[k] = v;
+            HO[k] = v;
+        }
+    });
+}
+
+// dh (n, H), act (n, H) -> d_a (n, H)
+void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool relu) {
+    check(dh, "dh"); check(act, "act"); check(d_a, "d_a");
+    const int64_t m = dh.numel();
+    AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "rnn_backward", [&] {
+        const scalar_t* DH = dh.data_ptr<scalar_t>();
+        const scalar_t* ACT = act.data_ptr<scalar_t>();
+        scalar_t* DA = d_a.data_ptr<scalar_t>();
+        _Pragma("omp parallel for simd if (m > 16384)")
+        for (int64_t k = 0; k < m; ++k) {
+            scalar_t v = ACT[k];
+            DA[k] = relu ? (v > scalar_t(0) ? DH[k] : scalar_t(0)) : DH[k] * (scalar_t(1) - v * v);
+        }
+    });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.def("lstm_forward", &lstm_forward);
+    m.def("lstm_backward", &lstm_backward);
+    m.def("gru_forward", &gru_forward);
+    m.def("gru_backward", &gru_backward);
+    m.def("rnn_forward", &rnn_forward);
+    m.def("rnn_backward", &rnn_backward);
+}
