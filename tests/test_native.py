@@ -1,0 +1,50 @@
+"""The fused C++ cells (rnnkit/nn/native) against the PyTorch-op cells they replace."""
+
+import pytest
+import torch
+
+from rnnkit.nn import cells, native
+from rnnkit.nn.scan import ScanSpec, _Scan
+
+EXT = native.load()
+pytestmark = pytest.mark.skipif(EXT is None, reason="no C++ toolchain: the fused cells are not built here")
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_cells_equal_pytorch_cells(name, dtype, reverse):
+    torch.manual_seed(0)
+    reference = cells.CELL_KINDS[name]
+    fused = cells.fastest(reference, dtype)
+    assert fused is not reference
+    T, B, H = 6, 5, 7
+    G = reference.gates
+    gx = torch.randn(T, B, G * H, dtype=dtype, requires_grad=True)
+    w_hh = (torch.randn(G * H, H, dtype=dtype) * 0.3).requires_grad_()
+    h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=dtype, requires_grad=True) if reference.has_cell_state else None
+    b_hh = torch.randn(G * H, dtype=dtype, requires_grad=True) if reference.separate_recurrent else None
+    results = []
+    for kind in (reference, fused):
+        # scan() picks the fastest kind itself; call the autograd Function with each kind directly.
+        spec = ScanSpec(kind, (5, 5, 4, 2, 2, 1), reverse, True)
+        out, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, None, None, None, None)
+        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum() + h_n.square().sum()
+        if c_n is not None:
+            loss = loss + c_n.square().sum()
+        inputs = [t for t in (gx, w_hh, h0, c0, b_hh) if t is not None]
+        results.append([out, h_n] + list(torch.autograd.grad(loss, inputs)))
+    tol = 1e-5 if dtype == torch.float32 else 1e-10
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    assert not native.enabled()
+
+
+def test_scan_uses_fused_cells_when_built():
+    assert cells.fastest(cells.LSTM, torch.float32).forward is not cells.LSTM.forward
+    assert cells.fastest(cells.LSTM, torch.bfloat16) is cells.LSTM
