@@ -126,13 +126,17 @@ def _add_demo(subparsers) -> None:
         "--verbose", action="store_true", default=False,
         help="print training progress of the 'hello' models (default: off)",
     )
+    p.add_argument(
+        "--threads", type=_positive_int, default=1, metavar="N",
+        help="torch.set_num_threads(N) during the demo; its models are tiny (default: %(default)s)",
+    )
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from rnnkit import demo
 
-    problems = demo.run(seed=args.seed, steps=args.steps, verbose=args.verbose)
+    problems = demo.run(seed=args.seed, steps=args.steps, verbose=args.verbose, threads=args.threads)
     for problem in problems:
         _print_error(problem)
     return EXIT_RUNTIME if problems else EXIT_OK

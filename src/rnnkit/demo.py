@@ -125,14 +125,26 @@ SECTIONS: List[tuple[str, Section]] = [
 ]
 
 
-def run(*, seed: int = 0, steps: Optional[int] = None, verbose: bool = False, out: TextIO = None) -> List[str]:
-    """Run every section; return the problems found (empty when all is well)."""
+def run(*, seed: int = 0, steps: Optional[int] = None, verbose: bool = False, threads: Optional[int] = 1,
+        out: Optional[TextIO] = None) -> List[str]:
+    """Run every section; return the problems found (empty when all is well).
+
+    ``threads``: torch's thread count during the demo (restored afterwards); None keeps torch's
+    default. One thread is the default because the models are tiny: more threads gain nothing,
+    and on a busy machine torch's thread pool stalls when its threads have to share cores.
+    """
     out = sys.stdout if out is None else out
     problems: List[str] = []
     t0 = time.perf_counter()
-    for title, section in SECTIONS:
-        print(f"\n{title}", file=out, flush=True)
-        problems += section(out, seed=seed, steps=steps, verbose=verbose)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        for title, section in SECTIONS:
+            print(f"\n{title}", file=out, flush=True)
+            problems += section(out, seed=seed, steps=steps, verbose=verbose)
+    finally:
+        torch.set_num_threads(previous_threads)
     status = "all good" if not problems else f"{len(problems)} problem(s)"
     print(f"\nDemo finished in {time.perf_counter() - t0:.1f} s: {status}.", file=out, flush=True)
     return problems

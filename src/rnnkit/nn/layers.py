@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import cells
 from .regularizers import drop_connect, zoneout_weight
-from .scan import forward_step, scan
+from .scan import forward_step, linear_into, scan
 from .sequences import Layout, Lengths, prepare
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
@@ -198,13 +198,17 @@ class RNNBase(nn.Module):
 
     def _input_projection(self, w: dict, x: Tensor) -> Tensor:
         """gx = [LN](x W_ih^T) + b_ih (+ b_hh for the RNN and LSTM, where it is only ever added)."""
-        bias = None
-        if self.bias:
-            bias = w["bias_ih"] if self.kind.separate_recurrent else w["bias_ih"] + w["bias_hh"]
+        bias = self._input_bias(w)
         if not self.layer_norm:
             return F.linear(x, w["weight_ih"], bias)
         gx = F.layer_norm(F.linear(x, w["weight_ih"]), (w["weight_ih"].shape[0],), w["layer_norm_ih"])
         return gx if bias is None else gx + bias
+
+    def _input_bias(self, w: dict) -> Optional[Tensor]:
+        """The bias added to the input projection: b_ih, and b_hh too except for the GRU."""
+        if not self.bias:
+            return None
+        return w["bias_ih"] if self.kind.separate_recurrent else w["bias_ih"] + w["bias_hh"]
 
     def _initial_state(self, hx: Optional[State], layout: Layout):
         """Check ``hx`` and return (h0, c0) as (L*D, B, .) tensors in internal row order."""
@@ -282,7 +286,10 @@ class RNNBase(nn.Module):
         zone = float(self.zoneout) if self.zoneout else None
         for layer in range(self.num_layers):
             w = self._weights(layer)
-            gx = self._input_projection(w, x)                                    # (B, G*H)
+            if self.layer_norm:
+                gx = self._input_projection(w, x)                                # (B, G*H)
+            else:
+                gx = linear_into(x.contiguous(), w["weight_ih"].t(), self._input_bias(w), None)
             act = x.new_empty(B, kind.saved * H)
             needs_cand = "weight_hr" in w or zone is not None
             forward_step(kind, gx.contiguous(), h0[layer], c0[layer] if c0 is not None else None,

@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from . import native
 from .cells import CellKind, fastest
 
 Zoneout = Union[None, float, Tensor]   # None, p (evaluation) or a (T, B, size) 0/1 mask (training)
@@ -102,11 +103,30 @@ def scan(
     return ScanResult(output, h_n, c_n)
 
 
+def linear_into(x: Tensor, w_t: Tensor, addend: Optional[Tensor], out: Optional[Tensor]) -> Tensor:
+    """``addend + x @ w_t`` into ``out`` (no autograd). x (n, K); w_t (K, N), usually a transposed
+    weight; addend (n, N), (N,) or None. A single row (streaming at batch 1) goes through the C++
+    matrix-vector product, which spreads the weight's rows over the cores; the rest through BLAS.
+    """
+    if x.shape[0] == 1 and x.dtype in (torch.float32, torch.float64):
+        ext = native.load()
+        w = w_t.t()
+        if ext is not None and w.is_contiguous() and x.is_contiguous() \
+                and (addend is None or addend.is_contiguous()):
+            if out is None:
+                out = x.new_empty((1, w.shape[0]))
+            ext.small_linear(x, w, addend if addend is not None else x.new_empty(0), out)
+            return out
+    if addend is None:
+        return torch.mm(x, w_t, out=out)
+    return torch.addmm(addend, x, w_t, out=out)
+
+
 def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[Tensor], w_hh_t: Tensor, *,
                  b_hh: Optional[Tensor], w_hr: Optional[Tensor], ln_weight: Optional[Tensor],
                  zh, zc, act: Tensor, h_next: Tensor, c_next: Optional[Tensor],
                  h_cand: Optional[Tensor] = None, xhat: Optional[Tensor] = None,
-                 rstd: Optional[Tensor] = None) -> None:
+                 rstd: Optional[Tensor] = None, scratch: Optional[Tensor] = None) -> None:
     """One time step for ``n`` active rows, writing into the given buffers (no autograd).
 
     Used by the time loop and by streaming ``step``, so both run the same code.
@@ -116,6 +136,7 @@ def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[
     Outputs (written): act (n, saved*H); h_next (n, Hr); c_next (n, H); h_cand (n, H), the h
         before projection and zoneout (needed when ``w_hr`` or ``zh`` is given); xhat (n, GH) and
         rstd (n, 1), the layer-norm statistics (needed with ``ln_weight``).
+    scratch: an optional (n, GH) buffer for the recurrent GEMM's result (saves an allocation).
     """
     if ln_weight is not None:
         raw = torch.mm(h_prev, w_hh_t)                                   # (n, GH)
@@ -130,10 +151,9 @@ def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[
         else:
             a, gh = gh.add_(gx_t), None
     elif kind.separate_recurrent:
-        a = gx_t
-        gh = torch.addmm(b_hh, h_prev, w_hh_t) if b_hh is not None else torch.mm(h_prev, w_hh_t)
+        a, gh = gx_t, linear_into(h_prev, w_hh_t, b_hh, scratch)
     else:
-        a, gh = torch.addmm(gx_t, h_prev, w_hh_t), None                  # (n, GH)
+        a, gh = linear_into(h_prev, w_hh_t, gx_t, scratch), None       # (n, GH)
     h_out = h_next if h_cand is None else h_cand
     c_out = c_next if (c_next is None or zc is None) else torch.empty_like(c_next)
     kind.forward(a, gh, h_prev, c_prev, act, h_out, c_out)
@@ -197,6 +217,7 @@ class _Scan(torch.autograd.Function):
         xhat_all = _buffer(gx, steps, B, GH, zero=variable and save) if ln_weight is not None else None
         rstd_all = _buffer(gx, steps, B, 1) if ln_weight is not None else None
         w_hh_t = w_hh.t()
+        scratch = gx.new_empty((B, GH))                                  # the recurrent GEMM's result
 
         for k, t in enumerate(order):
             n = spec.batch_sizes[t]
@@ -216,7 +237,8 @@ class _Scan(torch.autograd.Function):
                          act=act[s, :n], h_next=h_next, c_next=c_next,
                          h_cand=h_cand[s, :n] if h_cand is not None else None,
                          xhat=xhat_all[s, :n] if xhat_all is not None else None,
-                         rstd=rstd_all[s, :n] if rstd_all is not None else None)
+                         rstd=rstd_all[s, :n] if rstd_all is not None else None,
+                         scratch=scratch[:n])
 
         output = states_h[1:]                                            # (T, B, Hr), processing order
         if spec.reverse:

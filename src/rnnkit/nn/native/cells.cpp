@@ -32,7 +32,7 @@ void lstm_forward(torch::Tensor a, torch::Tensor c_prev, torch::Tensor act, torc
         scalar_t* ACT = act.data_ptr<scalar_t>();
         scalar_t* HO = h.data_ptr<scalar_t>();
         scalar_t* CO = c.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 16384)")
+        _Pragma("omp parallel for if (n * H > 4096)")
         for (int64_t r = 0; r < n; ++r) {
             const scalar_t* ar = A + r * 4 * H;
             scalar_t* act_r = ACT + r * 5 * H;
@@ -64,7 +64,7 @@ void lstm_backward(torch::Tensor dh, torch::Tensor dc, torch::Tensor act, torch:
         const scalar_t* CP = c_prev.data_ptr<scalar_t>();
         scalar_t* DA = d_a.data_ptr<scalar_t>();
         scalar_t* DCP = dc_prev.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 16384)")
+        _Pragma("omp parallel for if (n * H > 4096)")
         for (int64_t r = 0; r < n; ++r) {
             const scalar_t* act_r = ACT + r * 5 * H;
             scalar_t* da_r = DA + r * 4 * H;
@@ -97,7 +97,7 @@ void gru_forward(torch::Tensor gx, torch::Tensor gh, torch::Tensor h_prev, torch
         const scalar_t* HP = h_prev.data_ptr<scalar_t>();
         scalar_t* ACT = act.data_ptr<scalar_t>();
         scalar_t* HO = h.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 16384)")
+        _Pragma("omp parallel for if (n * H > 4096)")
         for (int64_t r = 0; r < n; ++r) {
             const scalar_t* x_r = GX + r * 3 * H;
             const scalar_t* h_r = GH + r * 3 * H;
@@ -128,7 +128,7 @@ void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, tor
         scalar_t* DX = d_gx.data_ptr<scalar_t>();
         scalar_t* DG = d_gh.data_ptr<scalar_t>();
         scalar_t* DD = dh_direct.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 16384)")
+        _Pragma("omp parallel for if (n * H > 4096)")
         for (int64_t r = 0; r < n; ++r) {
             const scalar_t* act_r = ACT + r * 4 * H;
             scalar_t* dx_r = DX + r * 3 * H;
@@ -152,35 +152,78 @@ void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, tor
 // --- Elman RNN -----------------------------------------------------------------------------------
 
 // a (n, H) -> act (n, H) = f(a), h (n, H) = act
+template <typename T, bool Relu>
+void rnn_forward_kernel(const T* A, T* ACT, T* HO, int64_t m) {
+    #pragma omp parallel for simd if (m > 4096)
+    for (int64_t k = 0; k < m; ++k) {
+        T v = Relu ? (A[k] > T(0) ? A[k] : T(0)) : std::tanh(A[k]);
+        ACT[k] = v;
+        HO[k] = v;
+    }
+}
+
 void rnn_forward(torch::Tensor a, torch::Tensor act, torch::Tensor h, bool relu) {
     check(a, "a"); check(act, "act"); check(h, "h");
-    const int64_t m = a.numel();
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnn_forward", [&] {
-        const scalar_t* A = a.data_ptr<scalar_t>();
-        scalar_t* ACT = act.data_ptr<scalar_t>();
-        scalar_t* HO = h.data_ptr<scalar_t>();
-        _Pragma("omp parallel for simd if (m > 16384)")
-        for (int64_t k = 0; k < m; ++k) {
-            scalar_t v = relu ? (A[k] > scalar_t(0) ? A[k] : scalar_t(0)) : std::tanh(A[k]);
-            ACT[k] = v;
-            HO[k] = v;
-        }
+        auto kernel = relu ? rnn_forward_kernel<scalar_t, true> : rnn_forward_kernel<scalar_t, false>;
+        kernel(a.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.numel());
     });
 }
 
 // dh (n, H), act (n, H) -> d_a (n, H)
+template <typename T, bool Relu>
+void rnn_backward_kernel(const T* DH, const T* ACT, T* DA, int64_t m) {
+    #pragma omp parallel for simd if (m > 4096)
+    for (int64_t k = 0; k < m; ++k) {
+        T v = ACT[k];
+        DA[k] = Relu ? (v > T(0) ? DH[k] : T(0)) : DH[k] * (T(1) - v * v);
+    }
+}
+
 void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool relu) {
     check(dh, "dh"); check(act, "act"); check(d_a, "d_a");
-    const int64_t m = dh.numel();
     AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "rnn_backward", [&] {
-        const scalar_t* DH = dh.data_ptr<scalar_t>();
-        const scalar_t* ACT = act.data_ptr<scalar_t>();
-        scalar_t* DA = d_a.data_ptr<scalar_t>();
-        _Pragma("omp parallel for simd if (m > 16384)")
-        for (int64_t k = 0; k < m; ++k) {
-            scalar_t v = ACT[k];
-            DA[k] = relu ? (v > scalar_t(0) ? DH[k] : scalar_t(0)) : DH[k] * (scalar_t(1) - v * v);
+        auto kernel = relu ? rnn_backward_kernel<scalar_t, true> : rnn_backward_kernel<scalar_t, false>;
+        kernel(dh.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), d_a.data_ptr<scalar_t>(), dh.numel());
+    });
+}
+
+// --- Small-batch linear map ---------------------------------------------------------------------
+
+// out (n, N) = addend + x (n, K) @ w (N, K)^T, for a handful of rows n (streaming, batch 1).
+// A matrix-vector product is bound by reading w; this splits w's rows over the threads so both
+// cores stream it. addend is (n, N), (N,) or empty.
+template <typename T>
+void small_linear_kernel(const T* X, const T* W, const T* ADD, int64_t add_rows, T* OUT,
+                         int64_t n, int64_t K, int64_t N) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < N; ++j) {
+        const T* w = W + j * K;
+        for (int64_t r = 0; r < n; ++r) {
+            const T* x = X + r * K;
+            T sum = T(0);
+            #pragma omp simd reduction(+ : sum)
+            for (int64_t k = 0; k < K; ++k) sum += w[k] * x[k];
+            T base = add_rows == 0 ? T(0) : ADD[(add_rows == 1 ? 0 : r * N) + j];
+            OUT[r * N + j] = base + sum;
         }
+    }
+}
+
+void small_linear(torch::Tensor x, torch::Tensor w, torch::Tensor addend, torch::Tensor out) {
+    check(x, "x"); check(w, "w"); check(out, "out");
+    const int64_t n = x.size(0), K = x.size(1), N = w.size(0);
+    TORCH_CHECK(w.size(1) == K && out.size(0) == n && out.size(1) == N, "small_linear: shapes do not match");
+    int64_t add_rows = 0;
+    if (addend.numel() > 0) {
+        check(addend, "addend");
+        add_rows = addend.dim() == 1 ? 1 : addend.size(0);
+        TORCH_CHECK(addend.size(-1) == N && (add_rows == 1 || add_rows == n), "small_linear: addend shape");
+    }
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "small_linear", [&] {
+        small_linear_kernel<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                                      add_rows ? addend.data_ptr<scalar_t>() : nullptr, add_rows,
+                                      out.data_ptr<scalar_t>(), n, K, N);
     });
 }
 
@@ -193,4 +236,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("gru_backward", &gru_backward);
     m.def("rnn_forward", &rnn_forward);
     m.def("rnn_backward", &rnn_backward);
+    m.def("small_linear", &small_linear);
 }
