@@ -1,0 +1,86 @@
+"""How fast could a recurrent layer's fwd+bwd be? Time its matrix products alone, against torch.nn.
+
+A layer's forward and backward through time need, whatever the implementation, these GEMMs:
+the input projection of all steps, one recurrent product per step forward and one backward,
+and the weight and input gradients. This script times exactly those (same shapes, same BLAS,
+no gate arithmetic, no bookkeeping) next to torch.nn's whole fwd+bwd, alternating runs.
+``torch_ms / floor_ms`` is then the best ratio any implementation built on this BLAS can
+reach; compare it with ``rnnkit bench layers``.
+
+    python benchmarks/gemm_floor.py [--T 100 --B 64 --I 256 --H 512] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}
+LAYERS = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
+
+
+def gemms(T: int, B: int, I: int, H: int, gates: int):
+    """A closure running the GEMMs of one fwd+bwd of a one-layer recurrent network."""
+    G = gates * H
+    x, w_ih, w_hh = torch.randn(T * B, I), torch.randn(G, I), torch.randn(G, H)
+    h, d_step = torch.randn(B, H), torch.randn(B, G)
+    d_all, h_all = torch.randn(T * B, G), torch.randn(T * B, H)
+    out_f, out_b = torch.empty(B, G), torch.empty(B, H)
+
+    def run():
+        torch.mm(x, w_ih.t())                      # input projection, all steps   (T*B, G)
+        for _ in range(T):
+            torch.mm(h, w_hh.t(), out=out_f)       # recurrent product, forward    (B, G)
+        for _ in range(T):
+            torch.mm(d_step, w_hh, out=out_b)      # recurrent product, backward   (B, H)
+        torch.mm(d_all.t(), h_all)                 # dW_hh                         (G, H)
+        torch.mm(d_all.t(), x)                     # dW_ih                         (G, I)
+        torch.mm(d_all, w_ih)                      # dx                            (T*B, I)
+    return run
+
+
+def torch_layer(T: int, B: int, I: int, H: int, cell: str):
+    layer = LAYERS[cell](I, H)
+    x = torch.randn(T, B, I, requires_grad=True)
+
+    def run():
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        out, _ = layer(x)
+        out.sum().backward()
+    return run
+
+
+def timed(fn, timings: list) -> None:
+    start = time.perf_counter()
+    fn()
+    timings.append((time.perf_counter() - start) * 1e3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--T", type=int, default=100, help="time steps")
+    parser.add_argument("--B", type=int, default=64, help="batch size")
+    parser.add_argument("--I", type=int, default=256, help="input size")
+    parser.add_argument("--H", type=int, default=512, help="hidden size")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each, alternating")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, T={args.T} B={args.B} "
+          f"I={args.I} H={args.H}, float32")
+    print(f"{'cell':<9} {'GEMM floor ms':>14} {'torch.nn ms':>12} {'best ratio':>11}")
+    for cell, gates in GATES.items():
+        floor, reference = gemms(args.T, args.B, args.I, args.H, gates), torch_layer(args.T, args.B, args.I, args.H, cell)
+        floor(), reference()                                   # warm up
+        floor_ms, torch_ms = [], []
+        for _ in range(args.repeats):
+            timed(floor, floor_ms)
+            timed(reference, torch_ms)
+        f, t = statistics.median(floor_ms), statistics.median(torch_ms)
+        print(f"{cell:<9} {f:>14.1f} {t:>12.1f} {t / f:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
