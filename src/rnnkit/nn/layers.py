@@ -182,19 +182,33 @@ class RNNBase(nn.Module):
 
     def _run_direction(self, index: int, x: Tensor, h0: Tensor, c0: Optional[Tensor],
                        batch_sizes: Optional[tuple], reverse: bool):
-        """One layer in one direction: the input GEMM for all steps, then the time loop."""
+        """One layer in one direction: the input GEMM for all steps, then the time loop.
+
+        Under ``torch.autocast`` the loop runs in the autocast dtype (as torch.nn's layers do):
+        weights and state are cast to it, differentiably, so gradients reach the float32
+        parameters.
+        """
         w = self._weights(index)
         T, B, _ = x.shape
         gx = self._input_projection(w, x)                                          # (T, B, G*H)
+        device = x.device.type
+        autocast = torch.is_autocast_enabled(device)
+        if autocast:
+            gx = gx.to(torch.get_autocast_dtype(device))
+
+        def cast(t: Optional[Tensor]) -> Optional[Tensor]:
+            return t.to(gx.dtype) if t is not None else None
+
         b_hh = w.get("bias_hh") if self.kind.separate_recurrent else None
-        zoneout_h = zoneout_weight(self.zoneout, (T, B, self.state_size), self.training, x)
+        zoneout_h = zoneout_weight(self.zoneout, (T, B, self.state_size), self.training, gx)
         zoneout_c = None
         if self.kind.has_cell_state:
-            zoneout_c = zoneout_weight(self.zoneout, (T, B, self.hidden_size), self.training, x)
-        return scan(self.kind, gx, drop_connect(w["weight_hh"], self.weight_drop, self.training),
-                    h0, c0, batch_sizes=batch_sizes, reverse=reverse, b_hh=b_hh,
-                    w_hr=w.get("weight_hr"), ln_weight=w.get("layer_norm_hh"),
-                    zoneout_h=zoneout_h, zoneout_c=zoneout_c)
+            zoneout_c = zoneout_weight(self.zoneout, (T, B, self.hidden_size), self.training, gx)
+        w_hh = drop_connect(w["weight_hh"], self.weight_drop, self.training)
+        with torch.autocast(device, enabled=False):
+            return scan(self.kind, gx, cast(w_hh), cast(h0), cast(c0), batch_sizes=batch_sizes,
+                        reverse=reverse, b_hh=cast(b_hh), w_hr=cast(w.get("weight_hr")),
+                        ln_weight=cast(w.get("layer_norm_hh")), zoneout_h=zoneout_h, zoneout_c=zoneout_c)
 
     def _input_projection(self, w: dict, x: Tensor) -> Tensor:
         """gx = [LN](x W_ih^T) + b_ih (+ b_hh for the RNN and LSTM, where it is only ever added)."""
