@@ -59,6 +59,7 @@ class CellKind:
     separate_recurrent: bool
     forward: Callable
     backward: Callable
+    native: bool = False                     # the fused C++ version (its loop can run in C++ too)
 
 
 # --- Elman RNN ---------------------------------------------------------------------------------
@@ -170,7 +171,7 @@ def _native_kinds(ext) -> dict:
         def backward(dh, dc, act, h_prev, c_prev, d_gx, d_gh, dc_prev):
             ext.rnn_backward(dh, act, d_gx, relu)
 
-        return CellKind(base.name, base.gates, base.saved, False, False, forward, backward)
+        return CellKind(base.name, base.gates, base.saved, False, False, forward, backward, True)
 
     def lstm_forward(a, gh, h_prev, c_prev, act, h_out, c_out):
         ext.lstm_forward(a, c_prev, act, h_out, c_out)
@@ -189,8 +190,8 @@ def _native_kinds(ext) -> dict:
     return {
         "rnn_tanh": rnn(False, RNN_TANH),
         "rnn_relu": rnn(True, RNN_RELU),
-        "lstm": CellKind("lstm", 4, 5, True, False, lstm_forward, lstm_backward),
-        "gru": CellKind("gru", 3, 4, False, True, gru_forward, gru_backward),
+        "lstm": CellKind("lstm", 4, 5, True, False, lstm_forward, lstm_backward, True),
+        "gru": CellKind("gru", 3, 4, False, True, gru_forward, gru_backward, True),
     }
 
 

@@ -31,6 +31,8 @@ Zoneout = Union[None, float, Tensor]   # None, p (evaluation) or a (T, B, size) 
 
 LAYER_NORM_EPS = 1e-5
 
+CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}   # as in native/cells.cpp
+
 
 @dataclass(frozen=True)
 class ScanSpec:
@@ -219,6 +221,13 @@ class _Scan(torch.autograd.Function):
         w_hh_t = w_hh.t()
         scratch = gx.new_empty((B, GH))                                  # the recurrent GEMM's result
 
+        plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
+        if plain and kind.native:                  # the same loop, run in C++ (native/cells.cpp)
+            empty = gx.new_empty(0)
+            native.load().scan_forward(CELL_CODES[kind.name], gx, w_hh_t, b_hh if b_hh is not None else empty,
+                                       states_h, states_c if has_c else empty, act, scratch,
+                                       list(spec.batch_sizes), spec.reverse, save)
+            order = ()
         for k, t in enumerate(order):
             n = spec.batch_sizes[t]
             s = t if save else 0
@@ -269,10 +278,11 @@ class _Scan(torch.autograd.Function):
         like = dict(dtype=act.dtype, device=act.device)
         zeros = torch.zeros if ctx.variable else torch.empty
 
-        dh = d_h_n.clone() if d_h_n is not None else torch.zeros(B, Hr, **like)
+        contiguous = torch.contiguous_format
+        dh = d_h_n.clone(memory_format=contiguous) if d_h_n is not None else torch.zeros(B, Hr, **like)
         dc = None
         if kind.has_cell_state:
-            dc = d_c_n.clone() if d_c_n is not None else torch.zeros(B, H, **like)
+            dc = d_c_n.clone(memory_format=contiguous) if d_c_n is not None else torch.zeros(B, H, **like)
         if d_output is None:
             d_output = torch.zeros(T, B, Hr, **like)
         d_gx_all = zeros(T, B, GH, **like)                               # dL/d(gx): returned
@@ -281,7 +291,17 @@ class _Scan(torch.autograd.Function):
         d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
         d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
 
-        for k in range(T - 1, -1, -1):
+        plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
+        steps = range(T - 1, -1, -1)
+        if plain and kind.native:                  # the same loop, run in C++ (native/cells.cpp)
+            empty = d_gx_all.new_empty(0)
+            native.load().scan_backward(CELL_CODES[kind.name], w_hh, states_h,
+                                        states_c if states_c is not None else empty, act, d_output, dh,
+                                        dc if dc is not None else empty, d_gx_all,
+                                        d_gh_all if kind.separate_recurrent else empty,
+                                        list(spec.batch_sizes), spec.reverse)
+            steps = ()
+        for k in steps:
             t = order[k]
             n = spec.batch_sizes[t]
             g_h = dh[:n] + d_output[t, :n]                               # dL/dh_t, (n, Hr)

@@ -153,12 +153,18 @@ void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, tor
 
 // a (n, H) -> act (n, H) = f(a), h (n, H) = act
 template <typename T, bool Relu>
-void rnn_forward_kernel(const T* A, T* ACT, T* HO, int64_t m) {
-    #pragma omp parallel for simd if (m > 4096)
-    for (int64_t k = 0; k < m; ++k) {
-        T v = Relu ? (A[k] > T(0) ? A[k] : T(0)) : std::tanh(A[k]);
-        ACT[k] = v;
-        HO[k] = v;
+void rnn_forward_kernel(const T* A, T* ACT, T* HO, int64_t n, int64_t H) {
+    #pragma omp parallel for if (n * H > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* a = A + r * H;
+        T* act = ACT + r * H;
+        T* h = HO + r * H;
+        #pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+            T v = Relu ? (a[j] > T(0) ? a[j] : T(0)) : std::tanh(a[j]);
+            act[j] = v;
+            h[j] = v;
+        }
     }
 }
 
@@ -166,17 +172,23 @@ void rnn_forward(torch::Tensor a, torch::Tensor act, torch::Tensor h, bool relu)
     check(a, "a"); check(act, "act"); check(h, "h");
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnn_forward", [&] {
         auto kernel = relu ? rnn_forward_kernel<scalar_t, true> : rnn_forward_kernel<scalar_t, false>;
-        kernel(a.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.numel());
+        kernel(a.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.size(0), a.size(1));
     });
 }
 
 // dh (n, H), act (n, H) -> d_a (n, H)
 template <typename T, bool Relu>
-void rnn_backward_kernel(const T* DH, const T* ACT, T* DA, int64_t m) {
-    #pragma omp parallel for simd if (m > 4096)
-    for (int64_t k = 0; k < m; ++k) {
-        T v = ACT[k];
-        DA[k] = Relu ? (v > T(0) ? DH[k] : T(0)) : DH[k] * (T(1) - v * v);
+void rnn_backward_kernel(const T* DH, const T* ACT, T* DA, int64_t n, int64_t H) {
+    #pragma omp parallel for if (n * H > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* dh = DH + r * H;
+        const T* act = ACT + r * H;
+        T* da = DA + r * H;
+        #pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+            T v = act[j];
+            da[j] = Relu ? (v > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - v * v);
+        }
     }
 }
 
@@ -184,7 +196,7 @@ void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool r
     check(dh, "dh"); check(act, "act"); check(d_a, "d_a");
     AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "rnn_backward", [&] {
         auto kernel = relu ? rnn_backward_kernel<scalar_t, true> : rnn_backward_kernel<scalar_t, false>;
-        kernel(dh.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), d_a.data_ptr<scalar_t>(), dh.numel());
+        kernel(dh.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), d_a.data_ptr<scalar_t>(), dh.size(0), dh.size(1));
     });
 }
 
@@ -227,6 +239,68 @@ void small_linear(torch::Tensor x, torch::Tensor w, torch::Tensor addend, torch:
     });
 }
 
+// --- The time loop itself, for layers without layer norm, projection or zoneout ---------------------
+
+// Cell codes shared with rnnkit/nn/scan.py.
+enum Cell : int64_t { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
+
+// The forward loop of rnnkit/nn/scan.py (_Scan.forward) for the plain case: same buffers, same
+// order, run without returning to Python between steps.
+//   gx (T, B, G*H); w_hh_t (H, G*H); b_hh (G*H) or empty (GRU only); states_h (T+1, B, H);
+//   states_c (T+1 or 2, B, H) or empty; act (T or 1, B, saved*H); scratch (B, G*H).
+void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh_t, torch::Tensor b_hh,
+                  torch::Tensor states_h, torch::Tensor states_c, torch::Tensor act, torch::Tensor scratch,
+                  std::vector<int64_t> batch_sizes, bool reverse, bool save) {
+    const int64_t T = gx.size(0), B = gx.size(1);
+    for (int64_t k = 0; k < T; ++k) {
+        const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t], s = save ? t : 0;
+        torch::Tensor h_prev = states_h[k].narrow(0, 0, n), h_next = states_h[k + 1].narrow(0, 0, n);
+        if (n < B) states_h[k + 1].narrow(0, n, B - n).copy_(states_h[k].narrow(0, n, B - n));
+        torch::Tensor a = scratch.narrow(0, 0, n), act_s = act[s].narrow(0, 0, n);
+        if (cell == LSTM) {
+            const int64_t kc = save ? k : k % 2, next = save ? k + 1 : 1 - kc;
+            if (n < B) states_c[next].narrow(0, n, B - n).copy_(states_c[kc].narrow(0, n, B - n));
+            at::addmm_out(a, gx[t].narrow(0, 0, n), h_prev, w_hh_t);
+            lstm_forward(a, states_c[kc].narrow(0, 0, n), act_s, h_next, states_c[next].narrow(0, 0, n));
+        } else if (cell == GRU) {
+            if (b_hh.numel() > 0) at::addmm_out(a, b_hh, h_prev, w_hh_t);
+            else at::mm_out(a, h_prev, w_hh_t);
+            gru_forward(gx[t].narrow(0, 0, n), a, h_prev, act_s, h_next);
+        } else {
+            at::addmm_out(a, gx[t].narrow(0, 0, n), h_prev, w_hh_t);
+            rnn_forward(a, act_s, h_next, cell == RNN_RELU);
+        }
+    }
+}
+
+// The backward loop of _Scan.backward for the plain case. dh (B, H) and dc (B, H) hold the
+// gradients of the final state on entry and of the initial state on return. d_gx (T, B, G*H)
+// receives the pre-activation gradients; d_gh (T, B, G*H) the GRU's recurrent ones (else empty).
+void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, torch::Tensor states_c,
+                   torch::Tensor act, torch::Tensor d_output, torch::Tensor dh, torch::Tensor dc,
+                   torch::Tensor d_gx, torch::Tensor d_gh, std::vector<int64_t> batch_sizes, bool reverse) {
+    const int64_t T = act.size(0);
+    for (int64_t k = T - 1; k >= 0; --k) {
+        const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t];
+        torch::Tensor g_h = dh.narrow(0, 0, n) + d_output[t].narrow(0, 0, n);      // dL/dh_t
+        torch::Tensor act_t = act[t].narrow(0, 0, n), d_raw = d_gx[t].narrow(0, 0, n);
+        torch::Tensor dh_direct;
+        if (cell == LSTM) {
+            torch::Tensor dc_n = dc.narrow(0, 0, n);
+            lstm_backward(g_h, dc_n, act_t, states_c[k].narrow(0, 0, n), d_raw, dc_n);
+        } else if (cell == GRU) {
+            dh_direct = torch::empty_like(g_h);
+            d_raw = d_gh[t].narrow(0, 0, n);
+            gru_backward(g_h, act_t, states_h[k].narrow(0, 0, n), d_gx[t].narrow(0, 0, n), d_raw, dh_direct);
+        } else {
+            rnn_backward(g_h, act_t, d_raw, cell == RNN_RELU);
+        }
+        torch::Tensor dh_n = dh.narrow(0, 0, n);
+        at::mm_out(dh_n, d_raw, w_hh);
+        if (dh_direct.defined()) dh_n.add_(dh_direct);
+    }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -237,4 +311,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("rnn_forward", &rnn_forward);
     m.def("rnn_backward", &rnn_backward);
     m.def("small_linear", &small_linear);
+    m.def("scan_forward", &scan_forward);
+    m.def("scan_backward", &scan_backward);
 }
