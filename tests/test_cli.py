@@ -168,14 +168,8 @@ def test_bench_layers_writes_json(tmp_path, monkeypatch, capsys):
 def _fake_hello(prediction: str):
     """A stand-in for rnnkit.examples.hello (the real one trains; this is instant)."""
     import types
-    from dataclasses import dataclass
 
-    @dataclass
-    class HelloResult:
-        cell: str
-        prediction: str
-        steps: int
-        loss: float
+    from rnnkit.examples.hello import HelloResult
 
     module = types.ModuleType("rnnkit.examples.hello")
     module.run = lambda cell="lstm", steps=100, seed=0, verbose=True: HelloResult(cell, prediction, steps, 0.01)

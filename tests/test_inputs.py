@@ -8,6 +8,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from conftest import (
+    assert_same_stacked_outputs,
     CELLS,
     as_state,
     build_cell,
@@ -316,16 +317,7 @@ def test_weight_drop_eval_equals_plain_layer(cell):
                           ours_kwargs={"weight_drop": 0.5})
     ours.eval()
     ref.eval()
-    g = gen(2)
-    x = make_input(T, B, I, g=g)
-    hx = make_state(cell, num_layers=2, bidirectional=True, batch=B, hidden_size=H,
-                    proj_size=default_proj(cell, H), g=g)
-    with torch.no_grad():
-        out_o, hn_o = ours(x, hx)
-        out_r, hn_r = ref(x, hx)
-    close(out_o, out_r, "output")
-    for a, b in zip(state_list(hn_o), state_list(hn_r)):
-        close(a, b, "final state")
+    assert_same_stacked_outputs(ours, ref, cell, I=I, H=H, T=T, B=B, seed=2)
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import (
+    assert_same_stacked_outputs,
     CELL_UNITS,
     CELLS,
     MODES,
@@ -152,16 +153,7 @@ def test_state_dict_ours_to_torch(cell):
     ref.load_state_dict(ours.state_dict(), strict=True)
     for n, p in ours.named_parameters():
         assert torch.equal(p, ref.get_parameter(n)), n
-    g = gen(3)
-    x = make_input(T, B, I, g=g)
-    hx = make_state(cell, num_layers=2, bidirectional=True, batch=B, hidden_size=H,
-                    proj_size=default_proj(cell, H), g=g)
-    with torch.no_grad():
-        out_o, hn_o = ours(x, hx)
-        out_r, hn_r = ref(x, hx)
-    close(out_o, out_r, "output")
-    for a, b in zip(state_list(hn_o), state_list(hn_r)):
-        close(a, b, "final state")
+    assert_same_stacked_outputs(ours, ref, cell, I=I, H=H, T=T, B=B, seed=3)
 
 
 # --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ share one implementation of the equations and of their gradients.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import Tensor
+
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ class RNNBase(nn.Module):
                         batch_first=False)
         h0, c0 = self._initial_state(state, layout)                              # (L, B, .)
         kind = cells.fastest(self.kind, x.dtype)
-        B, H, Hr = x.shape[0], self.hidden_size, self.state_size
+        B, H = x.shape[0], self.hidden_size
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0) if c0 is not None else None
         zone = float(self.zoneout) if self.zoneout else None
         for layer in range(self.num_layers):

@@ -10,6 +10,7 @@ warning saying why. The build takes about a minute once; PyTorch caches it
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -46,9 +47,7 @@ def load() -> Optional[object]:
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         reason = "no C++ compiler on PATH"
     else:
-        try:
-            import ninja  # noqa: F401  (torch's extension builder runs it)
-        except ImportError:
+        if importlib.util.find_spec("ninja") is None:                 # torch's builder runs it
             reason = "the ninja package is not installed"
     if reason is None:
         try:
