@@ -140,7 +140,15 @@ def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[
         rstd (n, 1), the layer-norm statistics (needed with ``ln_weight``).
     scratch: an optional (n, GH) buffer for the recurrent GEMM's result (saves an allocation).
     """
-    if ln_weight is not None:
+    if ln_weight is not None and kind.native:
+        raw = torch.mm(h_prev, w_hh_t, out=scratch)                      # (n, GH)
+        gh = torch.empty_like(raw)
+        empty = raw.new_empty(0)
+        native.load().layer_norm_forward(
+            raw, ln_weight.contiguous(), b_hh if b_hh is not None else empty,
+            empty if kind.separate_recurrent else gx_t, xhat, rstd, gh, LAYER_NORM_EPS)
+        a, gh = (gx_t, gh) if kind.separate_recurrent else (gh, None)
+    elif ln_weight is not None:
         raw = torch.mm(h_prev, w_hh_t)                                   # (n, GH)
         var, mean = torch.var_mean(raw, dim=1, keepdim=True, correction=0)
         torch.rsqrt(var.add_(LAYER_NORM_EPS), out=rstd)
@@ -320,7 +328,11 @@ class _Scan(torch.autograd.Function):
             dh_direct = kind.backward(g_h, g_c, act[t, :n], h_prev, c_prev,
                                       d_gx_all[t, :n], d_gh_all[t, :n], dc[:n] if dc is not None else None)
             d_raw = d_gh_all[t, :n]
-            if ln_weight is not None:
+            if ln_weight is not None and kind.native:
+                native.load().layer_norm_backward(d_raw, xhat_all[t, :n], rstd_all[t, :n],
+                                                  ln_weight.contiguous(), d_raw_all[t, :n])
+                d_raw = d_raw_all[t, :n]
+            elif ln_weight is not None:
                 xhat = xhat_all[t, :n]
                 d_xhat = d_raw * ln_weight
                 d_raw = d_raw_all[t, :n]

@@ -239,6 +239,88 @@ void small_linear(torch::Tensor x, torch::Tensor w, torch::Tensor addend, torch:
     });
 }
 
+// --- Layer normalisation of the recurrent product, one step ----------------------------------------
+
+// raw (n, W) = h_{t-1} W_hh^T; gain (W); bias (W) or empty
+// -> xhat (n, W) normalised rows, rstd (n, 1), gh (n, W) = xhat * gain [+ bias] [+ addend]
+// addend (n, W) or empty: the LSTM and RNN add gx here, the GRU does not.
+template <typename T>
+void layer_norm_forward_kernel(const T* RAW, const T* GAIN, const T* BIAS, const T* ADD, T* XHAT, T* RSTD,
+                               T* GH, int64_t n, int64_t W, T eps) {
+    #pragma omp parallel for if (n * W > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* raw = RAW + r * W;
+        T sum = T(0), sq = T(0);
+        #pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < W; ++j) sum += raw[j];
+        const T mean = sum / T(W);
+        #pragma omp simd reduction(+ : sq)
+        for (int64_t j = 0; j < W; ++j) sq += (raw[j] - mean) * (raw[j] - mean);
+        const T rstd = T(1) / std::sqrt(sq / T(W) + eps);
+        RSTD[r] = rstd;
+        T* xhat = XHAT + r * W;
+        T* gh = GH + r * W;
+        const T* add = ADD ? ADD + r * W : nullptr;
+        #pragma omp simd
+        for (int64_t j = 0; j < W; ++j) {
+            T v = (raw[j] - mean) * rstd;
+            xhat[j] = v;
+            T g = v * GAIN[j];
+            if (BIAS) g += BIAS[j];
+            if (add) g += add[j];
+            gh[j] = g;
+        }
+    }
+}
+
+void layer_norm_forward(torch::Tensor raw, torch::Tensor gain, torch::Tensor bias, torch::Tensor addend,
+                        torch::Tensor xhat, torch::Tensor rstd, torch::Tensor gh, double eps) {
+    check(raw, "raw"); check(gain, "gain"); check(xhat, "xhat"); check(rstd, "rstd"); check(gh, "gh");
+    if (bias.numel()) check(bias, "bias");
+    if (addend.numel()) check(addend, "addend");
+    AT_DISPATCH_FLOATING_TYPES(raw.scalar_type(), "layer_norm_forward", [&] {
+        layer_norm_forward_kernel<scalar_t>(
+            raw.data_ptr<scalar_t>(), gain.data_ptr<scalar_t>(),
+            bias.numel() ? bias.data_ptr<scalar_t>() : nullptr, addend.numel() ? addend.data_ptr<scalar_t>() : nullptr,
+            xhat.data_ptr<scalar_t>(), rstd.data_ptr<scalar_t>(), gh.data_ptr<scalar_t>(),
+            raw.size(0), raw.size(1), static_cast<scalar_t>(eps));
+    });
+}
+
+// d_gh (n, W) gradient after the gain; xhat (n, W); rstd (n, 1); gain (W) -> d_raw (n, W)
+template <typename T>
+void layer_norm_backward_kernel(const T* DGH, const T* XHAT, const T* RSTD, const T* GAIN, T* DRAW,
+                                int64_t n, int64_t W) {
+    #pragma omp parallel for if (n * W > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* dgh = DGH + r * W;
+        const T* xhat = XHAT + r * W;
+        T m1 = T(0), m2 = T(0);
+        #pragma omp simd reduction(+ : m1, m2)
+        for (int64_t j = 0; j < W; ++j) {
+            T d = dgh[j] * GAIN[j];
+            m1 += d;
+            m2 += d * xhat[j];
+        }
+        m1 /= T(W);
+        m2 /= T(W);
+        const T rstd = RSTD[r];
+        T* draw = DRAW + r * W;
+        #pragma omp simd
+        for (int64_t j = 0; j < W; ++j) draw[j] = rstd * (dgh[j] * GAIN[j] - m1 - xhat[j] * m2);
+    }
+}
+
+void layer_norm_backward(torch::Tensor d_gh, torch::Tensor xhat, torch::Tensor rstd, torch::Tensor gain,
+                         torch::Tensor d_raw) {
+    check(d_gh, "d_gh"); check(xhat, "xhat"); check(rstd, "rstd"); check(gain, "gain"); check(d_raw, "d_raw");
+    AT_DISPATCH_FLOATING_TYPES(d_gh.scalar_type(), "layer_norm_backward", [&] {
+        layer_norm_backward_kernel<scalar_t>(d_gh.data_ptr<scalar_t>(), xhat.data_ptr<scalar_t>(),
+                                             rstd.data_ptr<scalar_t>(), gain.data_ptr<scalar_t>(),
+                                             d_raw.data_ptr<scalar_t>(), d_gh.size(0), d_gh.size(1));
+    });
+}
+
 // --- The time loop itself, for layers without layer norm, projection or zoneout ---------------------
 
 // Cell codes shared with rnnkit/nn/scan.py.
@@ -312,5 +394,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("rnn_backward", &rnn_backward);
     m.def("small_linear", &small_linear);
     m.def("scan_forward", &scan_forward);
+    m.def("layer_norm_forward", &layer_norm_forward);
+    m.def("layer_norm_backward", &layer_norm_backward);
     m.def("scan_backward", &scan_backward);
 }
