@@ -14,6 +14,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import sys
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -51,10 +52,17 @@ def load() -> Optional[object]:
             reason = "the ninja package is not installed"
     if reason is None:
         try:
+            from torch.utils.cpp_extension import get_default_build_root
             from torch.utils.cpp_extension import load as build
             flags = ["-O3", "-ffast-math", "-fopenmp"] + _cpu_flags()
             tag = hashlib.sha1((SOURCE.read_text() + " ".join(flags)).encode()).hexdigest()[:10]
-            return build(name=f"rnnkit_cells_{tag}", sources=[str(SOURCE)], extra_cflags=flags,
+            name = f"rnnkit_cells_{tag}"
+            root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+            # torch builds in root/NAME, or in root/py311_cpu/NAME when TORCH_EXTENSIONS_DIR is unset
+            if not any(root.glob(f"{name}/{name}.so")) and not any(root.glob(f"*/{name}/{name}.so")):
+                print("rnnkit: compiling the fused C++ cells for this machine (about a minute, once)...",
+                      file=sys.stderr, flush=True)
+            return build(name=name, sources=[str(SOURCE)], extra_cflags=flags,
                          extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as error:  # a failed build of an optional speed-up must not stop the user
             reason = f"the build failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
