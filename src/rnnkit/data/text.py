@@ -1,0 +1,211 @@
+"""Text for language models: vocabularies, a token stream on disk, and truncated-BPTT windows.
+
+- ``Vocabulary``: characters, or words with ``<unk>`` and ``<eos>`` (Penn Treebank style).
+  Saved as JSON with the model.
+- ``tokenize_file``: a UTF-8 file, read in chunks, becomes a memory-mapped ``int32`` array on disk,
+  so corpora larger than memory train.
+- ``StreamBatches``: the token stream cut into B parallel streams, served as ``(x, y)`` windows of
+  ``bptt`` steps (``y`` is ``x`` shifted by one), optionally of random length (AWD-LSTM), the same
+  windows for the same epoch every time (exact resume).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+UNK, EOS = "<unk>", "<eos>"
+CHUNK_CHARS = 1 << 20
+
+
+def read_chunks(path: Path, encoding: str = "utf-8", chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
+    """Decoded text of ``path`` in chunks (multi-byte characters never split).
+
+    Raises:
+        ValueError: the file is missing, empty, or not valid in ``encoding`` (with the byte offset).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: give a text file with some content")
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            raw = handle.read(chunk_chars)
+            pending = len(decoder.getstate()[0])          # bytes of a character begun in the last chunk
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as error:
+                where = offset - pending + error.start
+                raise ValueError(f"{path} is not valid {encoding}: byte 0x{error.object[error.start]:02x} at "
+                                 f"offset {where}; pass --encoding (for example latin-1)") from None
+            offset += len(raw)
+            if text:
+                yield text
+            if not raw:
+                return
+
+
+@dataclass
+class Vocabulary:
+    """Tokens and their ids.
+
+    Attributes:
+        kind: ``"char"`` or ``"word"``.
+        tokens: id -> token. Word vocabularies hold ``<unk>`` and ``<eos>``; each line ends in ``<eos>``.
+    """
+
+    kind: str
+    tokens: List[str]
+    index: dict = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.kind not in ("char", "word"):
+            raise ValueError(f"kind must be 'char' or 'word', got {self.kind!r}")
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(cls, chunks, kind: str = "char", min_freq: int = 1, max_size: Optional[int] = None) -> "Vocabulary":
+        """Count tokens over text ``chunks`` (an iterable of strings, e.g. ``read_chunks(path)``).
+
+        Tokens are ordered by frequency, then alphabetically; words below ``min_freq`` or beyond
+        ``max_size`` become ``<unk>``.
+        """
+        counts = Counter()
+        for tokens in _tokens(chunks, kind):
+            counts.update(tokens)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = [token for token, count in ranked if count >= min_freq and token not in (UNK, EOS)]
+        if kind == "word":
+            kept = [UNK, EOS] + kept
+        if max_size is not None:
+            kept = kept[:max_size]
+        if not kept:
+            raise ValueError("the text has no tokens to build a vocabulary from")
+        return cls(kind, kept if kind == "word" else sorted(kept))
+
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids (int32) of ``text``. Characters the vocabulary lacks raise ValueError naming them;
+        unknown words become ``<unk>``."""
+        tokens = next(_tokens([text], self.kind), [])
+        if self.kind == "char":
+            missing = sorted({ch for ch in tokens if ch not in self.index})
+            if missing:
+                raise ValueError(f"characters not in the vocabulary: {''.join(missing)!r}")
+            return np.fromiter((self.index[ch] for ch in tokens), dtype=np.int32, count=len(tokens))
+        unk = self.index[UNK]
+        return np.fromiter((self.index.get(w, unk) for w in tokens), dtype=np.int32, count=len(tokens))
+
+    def decode(self, ids) -> str:
+        """Text of token ids (``<eos>`` becomes a newline)."""
+        tokens = [self.tokens[int(i)] for i in ids]
+        if self.kind == "char":
+            return "".join(tokens)
+        lines, words = [], []
+        for token in tokens:
+            if token == EOS:
+                lines.append(" ".join(words) + "\n")
+                words = []
+            else:
+                words.append(token)
+        return "".join(lines) + " ".join(words)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "tokens": list(self.tokens)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Vocabulary":
+        return cls(data["kind"], list(data["tokens"]))
+
+
+def _tokens(chunks, kind: str) -> Iterator[List[str]]:
+    # Characters as they come; words line by line, each line closed by <eos> (a line may span chunks).
+    if kind == "char":
+        for chunk in chunks:
+            yield list(chunk)
+        return
+    pending = ""
+    for chunk in chunks:
+        lines = (pending + chunk).split("\n")
+        pending = lines.pop()
+        yield [token for line in lines for token in line.split() + [EOS]]
+    if pending.strip():
+        yield pending.split() + [EOS]
+
+
+def tokenize_file(path: Path, vocab: Vocabulary, out_path: Path, encoding: str = "utf-8",
+                  chunk_chars: int = CHUNK_CHARS) -> np.memmap:
+    """Encode ``path`` into ``out_path`` (raw int32) chunk by chunk; return it memory-mapped, read-only.
+
+    The file is written to ``out_path`` + ``.tmp`` and renamed when complete.
+    """
+    out_path = Path(out_path)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        for tokens in _tokens(read_chunks(path, encoding, chunk_chars), vocab.kind):
+            if vocab.kind == "char":
+                ids = vocab.encode("".join(tokens))
+            else:
+                unk = vocab.index[UNK]
+                ids = np.fromiter((vocab.index.get(w, unk) for w in tokens), dtype=np.int32, count=len(tokens))
+            handle.write(ids.tobytes())
+    tmp.replace(out_path)
+    if out_path.stat().st_size == 0:
+        raise ValueError(f"{path} has no tokens")
+    return np.memmap(out_path, dtype=np.int32, mode="r")
+
+
+class StreamBatches:
+    """B parallel token streams served as truncated-BPTT windows.
+
+    Args:
+        tokens: 1-D array of ids (a memmap is fine: nothing is copied until a window is served).
+        batch_size: B, the number of parallel streams (the hidden state of stream b carries over
+            from one window to the next).
+        bptt: window length. random_length: AWD-LSTM's variable windows (``bptt`` with probability
+            0.95, else ``bptt / 2``, then N(., 5)), drawn from ``seed + epoch``.
+
+    Calling ``batches(epoch)`` yields ``(x, y)`` int64 tensors of shape (L, B), ``y = x`` shifted by one.
+    """
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, bptt: int, *, random_length: bool = False,
+                 seed: int = 0):
+        if batch_size < 1 or bptt < 1:
+            raise ValueError(f"batch_size and bptt must be >= 1, got {batch_size} and {bptt}")
+        steps = len(tokens) // batch_size
+        if steps < 2:
+            raise ValueError(f"the text has {len(tokens)} tokens, too few for {batch_size} streams: "
+                             f"need at least {2 * batch_size}; use a smaller batch size or more text")
+        self.streams = np.asarray(tokens[: steps * batch_size]).reshape(batch_size, steps)     # (B, N)
+        self.bptt, self.random_length, self.seed = bptt, random_length, seed
+
+    def windows(self, epoch: int) -> List[Tuple[int, int]]:
+        """(start, length) of each window of ``epoch``."""
+        n = self.streams.shape[1] - 1
+        rng = np.random.default_rng(self.seed + epoch)
+        spans, start = [], 0
+        while start < n:
+            length = self.bptt
+            if self.random_length:
+                base = self.bptt if rng.random() < 0.95 else self.bptt / 2
+                length = max(5, int(rng.normal(base, 5)))
+            length = min(length, n - start)
+            spans.append((start, length))
+            start += length
+        return spans
+
+    def __call__(self, epoch: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        for start, length in self.windows(epoch):
+            block = torch.from_numpy(np.ascontiguousarray(self.streams[:, start:start + length + 1].T))
+            yield block[:-1].long(), block[1:].long()                                   # (L, B) each

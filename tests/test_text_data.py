@@ -1,0 +1,83 @@
+"""Text data for language models: vocabularies, on-disk token streams, truncated-BPTT windows."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.data import EOS, UNK, StreamBatches, Vocabulary, read_chunks, tokenize_file
+
+TEXT = "the cat sat\non the mat — ça va\nthe end\n" * 40          # multi-byte characters included
+
+
+def write(tmp_path, text, name="corpus.txt", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_char_vocabulary_round_trip():
+    vocab = Vocabulary.build([TEXT], "char")
+    ids = vocab.encode(TEXT)
+    assert ids.dtype == np.int32 and vocab.decode(ids) == TEXT
+    assert Vocabulary.from_dict(vocab.to_dict()).tokens == vocab.tokens
+
+
+def test_char_vocabulary_names_missing_characters():
+    vocab = Vocabulary.build(["abc"], "char")
+    with pytest.raises(ValueError, match="'xz'"):
+        vocab.encode("axbz")
+
+
+def test_word_vocabulary_marks_line_ends_and_unknown_words():
+    vocab = Vocabulary.build(["a a a b\nb c\n"], "word", min_freq=2)
+    assert vocab.tokens[:2] == [UNK, EOS] and "c" not in vocab.index
+    ids = vocab.encode("a c\nb\n")
+    assert [vocab.tokens[i] for i in ids] == ["a", UNK, EOS, "b", EOS]
+    assert vocab.decode(vocab.encode("a b\n")) == "a b\n"
+
+
+@pytest.mark.parametrize("kind", ["char", "word"])
+def test_tokenize_file_streams_in_chunks_like_encoding_in_memory(tmp_path, kind):
+    path = write(tmp_path, TEXT)
+    vocab = Vocabulary.build(read_chunks(path, chunk_chars=7), kind)       # chunks split characters
+    tokens = tokenize_file(path, vocab, tmp_path / "tokens.bin", chunk_chars=7)
+    assert isinstance(tokens, np.memmap)
+    np.testing.assert_array_equal(np.asarray(tokens), vocab.encode(TEXT))
+    assert not (tmp_path / "tokens.bin.tmp").exists()
+
+
+def test_invalid_utf8_names_the_byte_offset(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes("héllo wörld".encode("utf-8") + b"\xff tail")
+    with pytest.raises(ValueError, match=r"byte 0xff at offset 13; pass --encoding"):
+        list(read_chunks(path, chunk_chars=4))
+
+
+def test_empty_and_missing_files_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="is empty"):
+        list(read_chunks(write(tmp_path, "")))
+    with pytest.raises(ValueError, match="does not exist"):
+        list(read_chunks(tmp_path / "nope.txt"))
+
+
+def test_streams_cover_the_text_in_order_and_targets_are_shifted():
+    tokens = np.arange(103, dtype=np.int32)
+    batches = StreamBatches(tokens, batch_size=4, bptt=6)
+    xs, ys = zip(*batches(0))
+    x, y = torch.cat(xs), torch.cat(ys)                                     # (N-1, B)
+    assert x.shape == (24, 4) and x.dtype == torch.long
+    for b in range(4):                                                      # stream b is a contiguous slice
+        assert torch.equal(x[:, b], torch.arange(b * 25, b * 25 + 24))
+    assert torch.equal(y, x + 1)
+
+
+def test_random_window_lengths_are_the_same_for_the_same_epoch():
+    batches = StreamBatches(np.arange(5000, dtype=np.int32), batch_size=2, bptt=20, random_length=True, seed=3)
+    assert batches.windows(1) == batches.windows(1)
+    assert batches.windows(1) != batches.windows(2)
+    assert sum(length for _, length in batches.windows(1)) == 2499
+
+
+def test_text_shorter_than_one_window_is_refused():
+    with pytest.raises(ValueError, match="too few for 8 streams"):
+        StreamBatches(np.arange(10, dtype=np.int32), batch_size=8, bptt=5)
