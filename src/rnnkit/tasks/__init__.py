@@ -1,0 +1,1 @@
+"""Applications built on the recurrent core: one module per task."""

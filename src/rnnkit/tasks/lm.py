@@ -1,0 +1,149 @@
+"""The language model: embedding -> recurrent layers -> decoder, and text generation.
+
+AWD-LSTM's regularisers are options: locked (variational) dropout between layers and on the
+embeddings and outputs, embedding dropout (whole words), weight drop on ``W_hh``, and weight tying
+(the decoder reuses the embedding matrix; the last layer then has ``embedding_size`` units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterator, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.nn import locked_dropout, make_layer
+
+
+@dataclass
+class LMConfig:
+    """The model's shape and regularisers (saved in every checkpoint).
+
+    Args:
+        vocab_size: number of tokens. cell: "lstm", "gru", "rnn". embedding_size, hidden_size, num_layers.
+        dropout: locked dropout on layer outputs (between layers and before the decoder).
+        input_dropout: locked dropout on the embeddings. embedding_dropout: drop whole words.
+        weight_drop: DropConnect on each layer's ``W_hh``. tie_weights: decoder weight = embedding.
+    """
+
+    vocab_size: int
+    cell: str = "lstm"
+    embedding_size: int = 256
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    embedding_dropout: float = 0.0
+    weight_drop: float = 0.0
+    tie_weights: bool = False
+
+    def __post_init__(self):
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("dropout", "input_dropout", "embedding_dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def embedding_dropout(embedding: nn.Embedding, tokens: Tensor, p: float, training: bool) -> Tensor:
+    """Embed ``tokens`` with whole rows of the embedding dropped (probability ``p``), rescaled."""
+    weight = embedding.weight
+    if training and p > 0:
+        mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+        weight = weight * mask
+    return F.embedding(tokens, weight)
+
+
+class LanguageModel(nn.Module):
+    """Next-token model.
+
+    Inputs: tokens (T, B) int64; state: a list with one state per layer, or None.
+    Outputs: logits (T, B, vocab_size), the new state (detach it between truncated-BPTT windows).
+    """
+
+    def __init__(self, config: LMConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        sizes = [config.embedding_size] + [config.hidden_size] * (config.num_layers - 1)
+        last = config.embedding_size if config.tie_weights else config.hidden_size
+        outs = [config.hidden_size] * (config.num_layers - 1) + [last]
+        self.layers = nn.ModuleList(
+            make_layer(config.cell, i, o, weight_drop=config.weight_drop) for i, o in zip(sizes, outs))
+        self.decoder = nn.Linear(last, config.vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+
+    def forward(self, tokens: Tensor, state: Optional[List] = None):
+        config = self.config
+        x = embedding_dropout(self.embedding, tokens, config.embedding_dropout, self.training)   # (T, B, E)
+        x = locked_dropout(x, config.input_dropout, self.training)
+        states = []
+        for k, layer in enumerate(self.layers):
+            x, layer_state = layer(x, None if state is None else state[k])
+            x = locked_dropout(x, config.dropout, self.training)
+            states.append(layer_state)
+        return self.decoder(x), states                                                          # (T, B, V)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    @torch.no_grad()
+    def generate(self, prompt: Sequence[int], length: int, *, temperature: float = 1.0,
+                 top_k: Optional[int] = None, top_p: Optional[float] = None,
+                 generator: Optional[torch.Generator] = None) -> Iterator[int]:
+        """Sample ``length`` tokens after ``prompt``, yielding each as it is drawn.
+
+        ``temperature=0`` is greedy (the most likely token); ``top_k`` keeps the k likeliest;
+        ``top_p`` keeps the smallest set whose probability reaches p (nucleus sampling).
+        """
+        _check_sampling(prompt, length, temperature, top_k, top_p)
+        was_training = self.training
+        self.eval()
+        try:
+            logits, state = self(torch.as_tensor(list(prompt), dtype=torch.long).unsqueeze(1))
+            last = logits[-1, 0]
+            for _ in range(length):
+                token = sample(last, temperature, top_k, top_p, generator)
+                yield token
+                logits, state = self(torch.tensor([[token]]), state)
+                last = logits[-1, 0]
+        finally:
+            self.train(was_training)
+
+
+def sample(logits: Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float],
+           generator: Optional[torch.Generator] = None) -> int:
+    """One token from (V,) ``logits``: greedy at temperature 0, else filtered softmax sampling."""
+    if temperature == 0:
+        return int(logits.argmax())
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.numel():
+        threshold = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        order = torch.argsort(logits, descending=True)
+        cumulative = torch.softmax(logits[order], 0).cumsum(0)
+        drop = cumulative - torch.softmax(logits[order], 0) >= top_p    # keep up to and including the p-th mass
+        logits = logits.clone()
+        logits[order[drop]] = float("-inf")
+    return int(torch.multinomial(torch.softmax(logits, 0), 1, generator=generator))
+
+
+def _check_sampling(prompt, length, temperature, top_k, top_p) -> None:
+    if len(prompt) == 0:
+        raise ValueError("prompt must hold at least one token")
+    if not isinstance(length, int) or length < 0:
+        raise ValueError(f"length must be a non-negative integer, got {length!r}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
