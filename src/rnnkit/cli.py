@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import Any, Optional, Sequence
 
 PROG = "rnnkit"
@@ -87,22 +86,9 @@ def write_json_atomic(path: str, data: Any) -> None:
     renamed over ``path`` (``os.replace`` is atomic on one file system). On any
     error the temporary file is removed and ``path`` is left as it was.
     """
-    directory, name = os.path.split(os.path.abspath(path))
-    stem = name[:-5] if name.endswith(".json") else name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 # ----------------------------------------------------------------------------- demo

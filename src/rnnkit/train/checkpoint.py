@@ -33,6 +33,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
+from ..files import fsync_dir, write_text_atomic
+
 LATEST = "LATEST"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -107,8 +109,8 @@ def save_checkpoint(out_dir: os.PathLike, model: torch.nn.Module, config: dict, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(out)
-    _write_atomically(out / LATEST, final.name + "\n")
+    fsync_dir(out)
+    write_text_atomic(out / LATEST, final.name + "\n")
     _prune(out, keep=max(1, keep), current=final.name)
     return Checkpoint(final, config)
 
@@ -166,20 +168,6 @@ def _free_name(out: Path, name: str) -> Path:
     return candidate
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _prune(out: Path, keep: int, current: str) -> None:
     checkpoints = sorted((p for p in out.glob("checkpoint-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     old = [p for p in checkpoints if p.name != current][: max(0, len(checkpoints) - keep)]
@@ -199,19 +187,6 @@ def _remove_stale_temporaries(out: Path) -> None:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _first_line(error: Any) -> str:
