@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Optional, Protocol
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError, find_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 
@@ -33,7 +34,14 @@ LOG = "log.csv"
 
 
 class Task(Protocol):
-    """What the engine needs from a task (language modelling, classification, forecasting, ...)."""
+    """What the engine needs from a task (language modelling, classification, forecasting, ...).
+
+    Distributed (DDP) training: during ``training_step`` ``self.model`` is the DDP wrapper, so the
+    forward pass must be one call ``self.model(...)`` (``self.model["lstm"]`` fails; a forward through
+    other references to the submodules bypasses gradient synchronisation and is refused). The loss
+    should be a mean over items (mean of the shards' losses = global batch's loss), and every
+    parameter must get a gradient in every step. ``validation_step`` sees the plain module.
+    """
 
     model: torch.nn.Module
 
@@ -72,12 +80,21 @@ class Trainer:
         task: a ``Task``. Build its model after seeding if the initial weights must be reproducible.
         config: a ``TrainConfig``.
         out_dir: the run directory; None keeps nothing on disk (and cannot resume).
+
+    Data-parallel: with a ``torch.distributed`` group of world size > 1 (``distributed.init_from_env``
+    under torchrun) ``fit`` trains through ``DistributedDataParallel``. Every process calls ``fit``
+    with the same arguments; ``train_batches(epoch)`` yields the same GLOBAL batches everywhere and
+    ``training_step`` gets this rank's contiguous chunk along dim 0 of every tensor in them
+    (``distributed.shard``; a batch size divisible by the world size gives equal shards). Every rank
+    validates on all of ``valid_batches()`` and loads the checkpoint on resume; only rank 0 shows
+    progress and writes ``log.csv``/checkpoints. Logged training losses are means over ranks.
     """
 
     def __init__(self, task: Task, config: TrainConfig, out_dir: Optional[Path] = None):
         self.task, self.config = task, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.optimizer = _make_optimizer(task.model.parameters(), config)
+        self._ddp, self._main = None, True
         self.state = dict(step=0, epoch=0, position=0, best=math.inf, bad_evals=0, loss_sum=0.0,
                           loss_count=0, elapsed=0.0, plateau_scale=1.0, metrics={})
 
@@ -96,11 +113,20 @@ class Trainer:
         Outputs:
             a ``TrainResult``.
         """
-        self._checkpoint_path = None
+        self._checkpoint_path, self._main = None, distributed.rank() == 0
         self._start(resume)
         self.task.model.train()
+        if distributed.is_distributed():    # after _start: DDP broadcasts rank 0's (possibly resumed) weights
+            self._ddp = torch.nn.parallel.DistributedDataParallel(self.task.model)
+            self._ddp.register_forward_pre_hook(lambda module, args: setattr(self, "_forward_called", True))
+        try:
+            return self._fit(train_batches, valid_batches)
+        finally:
+            self._ddp = None
+
+    def _fit(self, train_batches, valid_batches) -> TrainResult:
         s, started, losses, stop = self.state, time.perf_counter() - self.state["elapsed"], {}, None
-        bar = _Progress(self.config, s["step"])
+        bar = _Progress(self.config, s["step"], enabled=self._main)
         while stop is None:
             stop = self._limit_reached(started)
             if stop:
@@ -131,13 +157,27 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(s["step"] + 1, s["plateau_scale"])
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-            loss = self.task.training_step(batch)
+        if self._ddp is not None:
+            batch = distributed.shard(batch, distributed.rank(), distributed.world_size())
+            self._forward_called = False
+            self.task.model = self._ddp          # training_step's self.model(...) goes through DDP
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                loss = self.task.training_step(batch)
+        finally:
+            self.task.model = model
+        if self._ddp is not None and not self._forward_called:
+            raise RuntimeError("distributed training: training_step must call self.model(...) for its forward "
+                               "pass (calling submodules bypasses DistributedDataParallel)")
         loss.backward()
         if config.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         self.optimizer.step()
-        value = float(loss.detach())
+        value = loss.detach().float()
+        if self._ddp is not None:
+            torch.distributed.all_reduce(value)
+            value /= distributed.world_size()
+        value = float(value)
         s["step"], s["position"] = s["step"] + 1, s["position"] + 1
         s["loss_sum"], s["loss_count"] = s["loss_sum"] + value, s["loss_count"] + 1
         return value
@@ -150,8 +190,12 @@ class Trainer:
             return "max_steps"
         if epoch_done and config.max_epochs is not None and s["epoch"] >= config.max_epochs:
             return "max_epochs"
-        if config.max_time is not None and time.perf_counter() - started >= config.max_time:
-            return "max_time"
+        if config.max_time is not None:
+            over = torch.tensor(float(time.perf_counter() - started >= config.max_time))
+            if self._ddp is not None:                        # every rank follows rank 0's clock
+                torch.distributed.broadcast(over, src=0)
+            if over.item():
+                return "max_time"
         return None
 
     # --- evaluation, log and checkpoint -----------------------------------------------------
@@ -172,7 +216,7 @@ class Trainer:
             if config.schedule == "plateau":
                 s["plateau_scale"] /= config.plateau_factor
         s["metrics"], s["loss_sum"], s["loss_count"] = metrics, 0.0, 0
-        if self.out_dir is not None:
+        if self.out_dir is not None and self._main:
             row = dict(step=s["step"], epoch=s["epoch"], elapsed_seconds=round(s["elapsed"], 3), lr=lr,
                        train_loss=train_loss, **metrics)
             _append_row(self.out_dir / LOG, row)
@@ -225,7 +269,8 @@ class Trainer:
         set_rng_state(state.pop("rng"))
         state.pop("scheduler", None)
         self.state.update(state)
-        _truncate_log(self.out_dir / LOG, self.state["step"])
+        if self._main:
+            _truncate_log(self.out_dir / LOG, self.state["step"])
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -233,11 +278,11 @@ class Trainer:
 class _Progress:
     """A tqdm bar on a TTY (if tqdm is installed), else a line every ``log_every`` steps."""
 
-    def __init__(self, config: TrainConfig, step: int):
+    def __init__(self, config: TrainConfig, step: int, enabled: bool = True):
         self.config, self.last, self.items = config, time.perf_counter(), 0
-        tty = sys.stderr.isatty()
+        self.enabled = enabled and config.progress
         self.bar = None
-        if config.progress and _tqdm is not None and tty:
+        if self.enabled and _tqdm is not None and sys.stderr.isatty():
             self.bar = _tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True)
 
     def update(self, step: int, loss: float, items: int) -> None:
@@ -246,7 +291,7 @@ class _Progress:
             rate = self.items / max(1e-9, time.perf_counter() - self.last)
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4f}", items_s=f"{rate:.0f}")
-        elif self.config.progress and step % self.config.log_every == 0:
+        elif self.enabled and step % self.config.log_every == 0:
             rate = self.items / max(1e-9, time.perf_counter() - self.last)
             print(f"step {step}  loss {loss:.4f}  {rate:.0f} items/s", file=sys.stderr)
             self.last, self.items = time.perf_counter(), 0
