@@ -65,7 +65,7 @@ def test_learns_to_continue_a_repeating_text():
     optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
     for epoch in range(8):
         state = None
-        for x, y in batches(epoch):
+        for x, y, _ in batches(epoch):
             logits, state = model(x, state)
             state = [tuple(s.detach() for s in layer) for layer in state]
             loss = F.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
@@ -75,3 +75,34 @@ def test_learns_to_continue_a_repeating_text():
     out = vocab.decode(model.generate(vocab.encode("hello w"), 12, temperature=0))
     assert out == "orld. hello "
     assert np.isfinite(loss.item()) and loss.item() < 0.2
+
+
+def _lm_run(out_dir, max_steps, resume=False):
+    from rnnkit.tasks.lm import LanguageModelTask
+    from rnnkit.train import TrainConfig, Trainer
+    torch.manual_seed(0)
+    text = "the quick brown fox jumps over the lazy dog. " * 30
+    vocab = Vocabulary.build([text], "char")
+    ids = vocab.encode(text)
+    train, valid = StreamBatches(ids[:1100], 4, 12, random_length=True), StreamBatches(ids[1100:], 2, 12)
+    model = LanguageModel(LMConfig(vocab_size=len(vocab), embedding_size=16, hidden_size=24, num_layers=2,
+                                   dropout=0.1, tie_weights=True))
+    task = LanguageModelTask(model, vocab)
+    config = TrainConfig(lr=0.03, max_steps=max_steps, eval_every=10, schedule="cosine", schedule_steps=80,
+                         warmup_steps=5, clip_grad_norm=1.0, progress=False)
+    return Trainer(task, config, out_dir).fit(train, lambda: valid(0), resume=resume), task
+
+
+def test_lm_task_trains_resumes_exactly_and_reloads(tmp_path):
+    from rnnkit.tasks.lm import load
+    full, task = _lm_run(tmp_path / "a", 80)
+    assert full.losses[1] > 3.2 and full.metrics["loss"] < 2.8          # from ln(29) = 3.37: it learns
+    _lm_run(tmp_path / "b", 50)                                         # stops mid-epoch, state carried
+    resumed, _ = _lm_run(tmp_path / "b", 80, resume=True)
+    assert sorted(resumed.losses) == list(range(51, 81))
+    assert [resumed.losses[s] for s in range(51, 81)] == [full.losses[s] for s in range(51, 81)]
+    trained = load(tmp_path / "a")
+    text = "".join(trained.generate("the ", 20, temperature=0))
+    assert len(text) == 20 and set(text) <= set(trained.vocab.tokens)
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        list(trained.generate("THE", 5))

@@ -63,7 +63,8 @@ def test_empty_and_missing_files_are_refused(tmp_path):
 def test_streams_cover_the_text_in_order_and_targets_are_shifted():
     tokens = np.arange(103, dtype=np.int32)
     batches = StreamBatches(tokens, batch_size=4, bptt=6)
-    xs, ys = zip(*batches(0))
+    xs, ys, starts = zip(*batches(0))
+    assert starts[0] == 0 and list(starts) == sorted(starts)
     x, y = torch.cat(xs), torch.cat(ys)                                     # (N-1, B)
     assert x.shape == (24, 4) and x.dtype == torch.long
     for b in range(4):                                                      # stream b is a contiguous slice

@@ -1,5 +1,5 @@
 """Files -> tokens -> batches."""
 
-from .text import EOS, UNK, StreamBatches, Vocabulary, read_chunks, tokenize_file
+from .text import EOS, UNK, StreamBatches, Vocabulary, Window, read_chunks, tokenize_file
 
-__all__ = ["Vocabulary", "StreamBatches", "read_chunks", "tokenize_file", "UNK", "EOS"]
+__all__ = ["Vocabulary", "StreamBatches", "Window", "read_chunks", "tokenize_file", "UNK", "EOS"]

@@ -15,7 +15,7 @@ import codecs
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -176,7 +176,8 @@ class StreamBatches:
         bptt: window length. random_length: AWD-LSTM's variable windows (``bptt`` with probability
             0.95, else ``bptt / 2``, then N(., 5)), drawn from ``seed + epoch``.
 
-    Calling ``batches(epoch)`` yields ``(x, y)`` int64 tensors of shape (L, B), ``y = x`` shifted by one.
+    Calling ``batches(epoch)`` yields ``Window(x, y, start)``: int64 (L, B) tensors, ``y`` = ``x``
+    shifted by one.
     """
 
     def __init__(self, tokens: np.ndarray, batch_size: int, bptt: int, *, random_length: bool = False,
@@ -205,7 +206,16 @@ class StreamBatches:
             start += length
         return spans
 
-    def __call__(self, epoch: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def __call__(self, epoch: int) -> Iterator["Window"]:
         for start, length in self.windows(epoch):
             block = torch.from_numpy(np.ascontiguousarray(self.streams[:, start:start + length + 1].T))
-            yield block[:-1].long(), block[1:].long()                                   # (L, B) each
+            yield Window(block[:-1].long(), block[1:].long(), start)                   # (L, B) each
+
+
+class Window(NamedTuple):
+    """One truncated-BPTT window: inputs ``x`` (L, B), targets ``y`` (L, B), and ``start``, its
+    offset in the streams (0: a new pass over the text, so the carried hidden state resets)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    start: int

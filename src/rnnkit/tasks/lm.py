@@ -147,3 +147,88 @@ def _check_sampling(prompt, length, temperature, top_k, top_p) -> None:
         raise ValueError(f"top_k must be >= 1, got {top_k!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+
+
+# --- the task the engine trains ------------------------------------------------------------------
+
+def _detach(state):
+    # Cut the graph at a truncated-BPTT boundary, keeping the values.
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(_detach(s) for s in state) if isinstance(state, tuple) else [_detach(s) for s in state]
+
+
+class LanguageModelTask:
+    """Next-token prediction over ``rnnkit.data.Window`` batches, for ``rnnkit.train.Trainer``.
+
+    The hidden state is carried from one window to the next (detached: truncated BPTT) and reset
+    when a window starts a new pass (``start == 0``). It is part of the checkpoint, so a resumed
+    run continues with the state it had.
+
+    Args:
+        model: a ``LanguageModel``. vocab: its ``rnnkit.data.Vocabulary``.
+    """
+
+    def __init__(self, model: LanguageModel, vocab):
+        self.model, self.vocab = model, vocab
+        self.train_state = self.valid_state = None
+
+    def training_step(self, batch) -> Tensor:
+        x, y, start = batch
+        logits, state = self.model(x, None if start == 0 else self.train_state)
+        self.train_state = _detach(state)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def validation_step(self, batch) -> dict:
+        x, y, start = batch
+        logits, state = self.model(x, None if start == 0 else self.valid_state)
+        self.valid_state = state
+        return {"loss": F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)).item()}
+
+    def config(self) -> dict:
+        return {"task": "lm", "model": self.model.config_dict(), "vocab": self.vocab.to_dict()}
+
+    def state_dict(self) -> dict:
+        return {"train_state": self.train_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_state = state["train_state"]
+
+
+class TrainedLanguageModel:
+    """A language model loaded from a checkpoint, ready to generate text.
+
+    Attributes: ``model`` (``LanguageModel``, in eval mode), ``vocab``, ``config`` (the checkpoint's).
+    """
+
+    def __init__(self, model: LanguageModel, vocab, config: dict):
+        self.model, self.vocab, self.config = model.eval(), vocab, config
+
+    def generate(self, prompt: str, length: int, *, temperature: float = 1.0, top_k: Optional[int] = None,
+                 top_p: Optional[float] = None, seed: Optional[int] = None) -> Iterator[str]:
+        """Text after ``prompt``, one token at a time (characters, or words with their spacing).
+
+        Raises ValueError for a prompt the vocabulary cannot encode or bad sampling arguments.
+        """
+        ids = self.vocab.encode(prompt)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        for token in self.model.generate(ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                         generator=generator):
+            text = self.vocab.decode([token])
+            yield text if self.vocab.kind == "char" or text == "\n" else text + " "
+
+
+def load(path) -> TrainedLanguageModel:
+    """Rebuild the language model saved in ``path`` (a run directory or a checkpoint directory)."""
+    from rnnkit.data import Vocabulary
+    from rnnkit.train import CheckpointError, find_checkpoint
+
+    checkpoint = find_checkpoint(path)
+    task = checkpoint.config.get("task", {})
+    if task.get("task") != "lm":
+        raise CheckpointError(f"{checkpoint.path} is not a language-model checkpoint")
+    model = LanguageModel(LMConfig(**task["model"]))
+    checkpoint.load_weights(model)
+    return TrainedLanguageModel(model, Vocabulary.from_dict(task["vocab"]), checkpoint.config)

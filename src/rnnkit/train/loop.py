@@ -51,6 +51,10 @@ class Task(Protocol):
 
     def config(self) -> dict: """JSON describing model/vocabulary; saved in checkpoints, checked on resume."""
 
+    # Optional: ``state_dict() -> dict`` and ``load_state_dict(dict)`` for state a task carries
+    # between batches (a language model's hidden state across truncated-BPTT windows); the engine
+    # saves it in every checkpoint and restores it on resume.
+
 
 @dataclass
 class TrainResult:
@@ -240,7 +244,8 @@ class Trainer:
 
     def _save(self) -> None:
         trainer_state = dict(self.state, optimizer=self.optimizer.state_dict(),
-                             scheduler={"plateau_scale": self.state["plateau_scale"]}, rng=rng_state())
+                             scheduler={"plateau_scale": self.state["plateau_scale"]}, rng=rng_state(),
+                             task=self.task.state_dict() if hasattr(self.task, "state_dict") else None)
         config = {"task": self.task.config(), "train": asdict(self.config)}
         checkpoint = save_checkpoint(self.out_dir, self.task.model, config, step=self.state["step"],
                                      trainer_state=trainer_state)
@@ -268,6 +273,9 @@ class Trainer:
         self.optimizer.load_state_dict(state.pop("optimizer"))
         set_rng_state(state.pop("rng"))
         state.pop("scheduler", None)
+        task_state = state.pop("task", None)
+        if task_state is not None and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(task_state)
         self.state.update(state)
         if self._main:
             _truncate_log(self.out_dir / LOG, self.state["step"])
