@@ -69,7 +69,8 @@ def test_every_flag_has_help_and_default():
     actions = list(walk(parser))
     assert actions
     for prog, action in actions:
-        assert action.help and "default" in action.help, (prog, action.option_strings)
+        assert action.help, (prog, action.option_strings)
+        assert action.required or "default" in action.help, (prog, action.option_strings)
 
 
 def test_json_to_missing_directory_fails_before_running(tmp_path):

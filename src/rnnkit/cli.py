@@ -128,6 +128,111 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_RUNTIME if problems else EXIT_OK
 
 
+# ----------------------------------------------------------------------------- train / evaluate / generate
+
+
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a model for a task (lm)",
+                              description="Train a model for a task; checkpoints and log.csv go to --out.")
+    tasks = p.add_subparsers(title="tasks", dest="task", metavar="TASK")
+    p.set_defaults(func=None, parser=p, missing=("task", tasks))
+    lm = tasks.add_parser("lm", help="a character or word language model on a UTF-8 text file",
+                          description="Train a language model (embedding -> rnnkit RNN/LSTM/GRU -> decoder) "
+                                      "with truncated BPTT on any UTF-8 text file.")
+    lm.add_argument("--data", required=True, help="training text file")
+    lm.add_argument("--out", required=True, help="run directory for checkpoints and log.csv")
+    lm.add_argument("--valid", help="validation text file (default: the last 10%% of --data)")
+    lm.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (default: off)")
+    lm.add_argument("--tokens", choices=("char", "word"), default="char", help="tokens (default: %(default)s)")
+    lm.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
+    lm.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (default: %(default)s)")
+    lm.add_argument("--embedding-size", type=_positive_int, default=256, help="embedding size (default: %(default)s)")
+    lm.add_argument("--hidden-size", type=_positive_int, default=512, help="hidden size (default: %(default)s)")
+    lm.add_argument("--layers", type=_positive_int, default=2, help="recurrent layers (default: %(default)s)")
+    lm.add_argument("--dropout", type=float, default=0.0, help="locked dropout between layers (default: %(default)s)")
+    lm.add_argument("--weight-drop", type=float, default=0.0, help="DropConnect on W_hh (default: %(default)s)")
+    lm.add_argument("--tie-weights", action="store_true", help="share the embedding and decoder weights (default: off)")
+    lm.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (default: %(default)s)")
+    lm.add_argument("--bptt", type=_positive_int, default=64, help="truncated-BPTT window (default: %(default)s)")
+    lm.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default: %(default)s)")
+    lm.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many steps (default: none; with no limit, one epoch)")
+    lm.add_argument("--max-epochs", type=_positive_int, default=None, help="stop after this many passes over the text (default: none)")
+    lm.add_argument("--max-time", type=float, default=None, help="stop after this many seconds (default: none)")
+    lm.add_argument("--eval-every", type=_positive_int, default=200, help="steps between evaluations (default: %(default)s)")
+    lm.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast (default: off)")
+    lm.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    lm.set_defaults(func=_cmd_train_lm)
+
+
+def _cmd_train_lm(args: argparse.Namespace) -> int:
+    from .tasks.lm_files import LMData, train_lm
+    from .train import TrainConfig
+
+    if args.max_steps is None and args.max_epochs is None and args.max_time is None:
+        args.max_epochs = 1
+    train = TrainConfig(lr=args.lr, schedule="cosine" if args.max_steps else "constant",
+                        warmup_steps=min(100, (args.max_steps or 1000) // 10), clip_grad_norm=1.0, bf16=args.bf16,
+                        max_steps=args.max_steps, max_epochs=args.max_epochs, max_time=args.max_time,
+                        eval_every=args.eval_every, seed=args.seed)
+    model = dict(cell=args.cell, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+                 num_layers=args.layers, dropout=args.dropout, weight_drop=args.weight_drop,
+                 tie_weights=args.tie_weights)
+    result = train_lm(args.data, args.out, valid=args.valid, model=model, resume=args.resume, train=train,
+                      text=LMData(tokens=args.tokens, encoding=args.encoding, batch_size=args.batch_size,
+                                  bptt=args.bptt))
+    print(f"stopped ({result.stopped_because}) after {result.steps} steps; validation loss "
+          f"{result.metrics.get('loss', float('nan')):.4f}; checkpoint {result.checkpoint}")
+    return EXIT_OK
+
+
+def _add_evaluate(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="loss, perplexity and bits per character of a checkpoint on a file")
+    p.add_argument("--checkpoint", required=True, help="a run directory (--out of training) or checkpoint directory")
+    p.add_argument("--data", required=True, help="text file to evaluate on")
+    p.add_argument("--encoding", default="utf-8", help="text encoding (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a line (default: off)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .tasks.lm_files import evaluate_lm
+
+    result = evaluate_lm(args.checkpoint, args.data, encoding=args.encoding)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                        for key, value in result.items()))
+    return EXIT_OK
+
+
+def _add_generate(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="stream text sampled from a language model")
+    p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint directory")
+    p.add_argument("--prompt", required=True, help="text to continue")
+    p.add_argument("--length", type=_non_negative_int, default=200, help="tokens to generate (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature, 0 is greedy (default: %(default)s)")
+    p.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k likeliest tokens (default: all)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with this mass (default: off)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: fresh randomness)")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import rnnkit
+
+    model = rnnkit.load(args.checkpoint)
+    pieces = model.generate(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, seed=args.seed)
+    first = next(pieces, None)                        # bad arguments fail before anything is printed
+    sys.stdout.write(args.prompt + (first or ""))
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- bench
 
 
@@ -226,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     parser.set_defaults(func=None, parser=parser, missing=("command", subparsers))
     _add_demo(subparsers)
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+    _add_generate(subparsers)
     _add_bench(subparsers)
     # Later: _add_train, _add_evaluate, _add_generate, _add_predict.
     return parser
