@@ -193,7 +193,7 @@ def test_demo_reports_each_cell_and_fails_on_a_wrong_prediction(monkeypatch, cap
     monkeypatch.setitem(sys.modules, "rnnkit.examples.hello", fake)
     monkeypatch.setattr(examples, "hello", fake, raising=False)
 
-    assert cli.main(["demo", "--steps", "7"]) == code
+    assert cli.main(["demo", "--steps", "7", "--lm-seconds", "0"]) == code
     captured = capsys.readouterr()
     for cell in ("rnn", "lstm", "gru"):
         assert f"{cell} " in captured.out
@@ -204,3 +204,18 @@ def test_demo_reports_each_cell_and_fails_on_a_wrong_prediction(monkeypatch, cap
         assert "Traceback" not in captured.err
     else:
         assert captured.err == ""
+
+
+def test_demo_language_model_learns_and_samples_in_a_few_seconds():
+    import io
+    import re
+
+    from rnnkit.demo import language_model_section
+
+    out = io.StringIO()
+    language_model_section(out, seed=0, lm_seconds=6, lm_threads=1)
+    text = out.getvalue()
+    loss = float(re.search(r"validation loss ([0-9.]+) nats/char", text).group(1))
+    assert loss < 3.6                                  # a uniform guess over ~100 characters: 4.6
+    for temperature in ("0.5", "0.8", "1.0"):
+        assert f"temperature {temperature}:" in text

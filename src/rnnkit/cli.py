@@ -97,7 +97,7 @@ def write_json_atomic(path: str, data: Any) -> None:
 def _add_demo(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="train tiny RNN/LSTM/GRU models on 'hello' and show what rnnkit does (< 1 min)",
+        help="the tour: 'hello' with RNN/LSTM/GRU, streaming, torch.nn parity, a 2-minute character LM",
         description=(
             "Train a character RNN, LSTM and GRU to continue 'h' as 'ello', then show "
             "streaming with layer.step() and the difference from torch.nn for the same weights."
@@ -116,13 +116,16 @@ def _add_demo(subparsers) -> None:
         "--threads", type=_positive_int, default=1, metavar="N",
         help="torch.set_num_threads(N) during the demo; its models are tiny (default: %(default)s)",
     )
+    p.add_argument("--lm-seconds", type=float, default=120.0,
+                   help="training time of the character language model, 0 to skip it (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from rnnkit import demo
 
-    problems = demo.run(seed=args.seed, steps=args.steps, verbose=args.verbose, threads=args.threads)
+    problems = demo.run(seed=args.seed, steps=args.steps, verbose=args.verbose, threads=args.threads,
+                         lm_seconds=args.lm_seconds)
     for problem in problems:
         _print_error(problem)
     return EXIT_RUNTIME if problems else EXIT_OK
