@@ -12,11 +12,10 @@ reach; compare it with ``rnnkit bench layers``.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-
 import torch
+from common import shape_parser
+
+from rnnkit.bench.timing import Candidate, compare, median_ms
 
 GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}
 LAYERS = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
@@ -54,32 +53,17 @@ def torch_layer(T: int, B: int, I: int, H: int, cell: str):
     return run
 
 
-def timed(fn, timings: list) -> None:
-    start = time.perf_counter()
-    fn()
-    timings.append((time.perf_counter() - start) * 1e3)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--T", type=int, default=100, help="time steps")
-    parser.add_argument("--B", type=int, default=64, help="batch size")
-    parser.add_argument("--I", type=int, default=256, help="input size")
-    parser.add_argument("--H", type=int, default=512, help="hidden size")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each, alternating")
-    args = parser.parse_args()
+    args = shape_parser(__doc__.splitlines()[0], repeats=7).parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, T={args.T} B={args.B} "
           f"I={args.I} H={args.H}, float32")
     print(f"{'cell':<9} {'GEMM floor ms':>14} {'torch.nn ms':>12} {'best ratio':>11}")
     for cell, gates in GATES.items():
-        floor, reference = gemms(args.T, args.B, args.I, args.H, gates), torch_layer(args.T, args.B, args.I, args.H, cell)
-        floor(), reference()                                   # warm up
-        floor_ms, torch_ms = [], []
-        for _ in range(args.repeats):
-            timed(floor, floor_ms)
-            timed(reference, torch_ms)
-        f, t = statistics.median(floor_ms), statistics.median(torch_ms)
-        print(f"{cell:<9} {f:>14.1f} {t:>12.1f} {t / f:>11.2f}")
+        shape = (args.T, args.B, args.I, args.H)
+        times = compare([Candidate("floor", gemms(*shape, gates)), Candidate("torch", torch_layer(*shape, cell))],
+                        args.repeats)
+        floor_ms, torch_ms = median_ms(times["floor"]), median_ms(times["torch"])
+        print(f"{cell:<9} {floor_ms:>14.1f} {torch_ms:>12.1f} {torch_ms / floor_ms:>11.2f}")
 
 
 if __name__ == "__main__":
