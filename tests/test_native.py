@@ -28,7 +28,7 @@ def test_fused_cells_equal_pytorch_cells(name, dtype, reverse):
     results = []
     for kind in (reference, fused):
         # scan() picks the fastest kind itself; call the autograd Function with each kind directly.
-        spec = ScanSpec(kind, (5, 5, 4, 2, 2, 1), reverse, True)
+        spec = ScanSpec(kind, (5, 5, 4, 2, 2, 1), reverse, True, kind.native)   # fused: the C++ loop
         out, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, None, None, None, None)
         loss = (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum() + h_n.square().sum()
         if c_n is not None:
@@ -73,7 +73,7 @@ def test_fused_option_paths_equal_pytorch_cells(name, reverse):
     zoneout_c = 0.2 if lstm else None
     results = []
     for kind in (reference, fused):
-        spec = ScanSpec(kind, (4, 3, 3, 1, 1), reverse, True)
+        spec = ScanSpec(kind, (4, 3, 3, 1, 1), reverse, True, False)            # options: Python loop
         out, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, w_hr, ln, zoneout_h, zoneout_c)
         loss = (out * torch.linspace(-1, 1, out.numel(), **like).view_as(out)).sum() + h_n.square().sum()
         if c_n is not None:

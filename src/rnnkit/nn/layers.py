@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import PackedSequence
 from . import cells
 from .regularizers import drop_connect, zoneout_weight
 from .scan import forward_step, linear_into, scan
-from .sequences import Layout, Lengths, prepare
+from .sequences import Layout, Lengths, check_features, check_floating, prepare
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
 
@@ -286,9 +286,8 @@ class RNNBase(nn.Module):
 
     def _inference_step(self, x: Tensor, state: Optional[State]) -> Tuple[Tensor, State]:
         # No graph: run ``forward_step`` straight on each layer, with no per-sequence machinery.
-        if not torch.is_floating_point(x) or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must be a floating tensor with {self.input_size} features, "
-                             f"got shape {tuple(x.shape)} and dtype {x.dtype}")
+        check_floating(x, "input")
+        check_features(x, self.input_size)
         unbatched = x.dim() == 1
         x = x.unsqueeze(0) if unbatched else x                                   # (B, I)
         layout = Layout(x.unsqueeze(0), None, None, None, packed=False, unbatched=unbatched,

@@ -43,12 +43,14 @@ class ScanSpec:
         batch_sizes: active rows per time step (rows sorted longest first); length T.
         reverse: walk time from T-1 down to 0.
         save: keep the per-step buffers for a backward pass (False in inference).
+        native_loop: run the whole loop in C++ (fused cells, and no layer norm, projection or zoneout).
     """
 
     kind: CellKind
     batch_sizes: tuple
     reverse: bool
     save: bool
+    native_loop: bool
 
 
 @dataclass
@@ -100,7 +102,8 @@ def scan(
     gx = gx.contiguous()
     tensors = (gx, w_hh, h0, c0, b_hh, w_hr, ln_weight)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    spec = ScanSpec(kind, tuple(int(n) for n in batch_sizes), reverse, save)
+    plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
+    spec = ScanSpec(kind, tuple(int(n) for n in batch_sizes), reverse, save, plain and kind.native)
     output, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c)
     return ScanResult(output, h_n, c_n)
 
@@ -229,8 +232,7 @@ class _Scan(torch.autograd.Function):
         w_hh_t = w_hh.t()
         scratch = gx.new_empty((B, GH))                                  # the recurrent GEMM's result
 
-        plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
-        if plain and kind.native:                  # the same loop, run in C++ (native/cells.cpp)
+        if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
             empty = gx.new_empty(0)
             native.load().scan_forward(CELL_CODES[kind.name], gx, w_hh_t, b_hh if b_hh is not None else empty,
                                        states_h, states_c if has_c else empty, act, scratch,
@@ -299,9 +301,8 @@ class _Scan(torch.autograd.Function):
         d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
         d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
 
-        plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
         steps = range(T - 1, -1, -1)
-        if plain and kind.native:                  # the same loop, run in C++ (native/cells.cpp)
+        if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
             empty = d_gx_all.new_empty(0)
             native.load().scan_backward(CELL_CODES[kind.name], w_hh, states_h,
                                         states_c if states_c is not None else empty, act, d_output, dh,

@@ -71,12 +71,12 @@ def _lengths_from_batch_sizes(batch_sizes: tuple, B: int) -> Tensor:
     return (sizes.unsqueeze(0) > torch.arange(B).unsqueeze(1)).sum(1)
 
 
-def _check_floating(x: Tensor, what: str) -> None:
+def check_floating(x: Tensor, what: str) -> None:
     if not torch.is_floating_point(x):
         raise ValueError(f"{what} must be a floating-point tensor, got dtype {x.dtype}; convert it with .float()")
 
 
-def _check_features(x: Tensor, input_size: int) -> None:
+def check_features(x: Tensor, input_size: int) -> None:
     if x.shape[-1] != input_size:
         raise ValueError(
             f"input has {x.shape[-1]} features per step but the layer was built with "
@@ -93,8 +93,8 @@ def prepare(input: Union[Tensor, PackedSequence], lengths: Lengths, *,
     if isinstance(input, PackedSequence):
         if lengths is not None:
             raise ValueError("lengths must not be given with a PackedSequence input: it carries its own lengths")
-        _check_floating(input.data, "input")
-        _check_features(input.data, input_size)
+        check_floating(input.data, "input")
+        check_features(input.data, input_size)
         padded, _ = pad_packed_sequence(PackedSequence(input.data, input.batch_sizes))   # (T, B, I)
         sorted_indices = input.sorted_indices
         unsorted_indices = input.unsorted_indices
@@ -106,12 +106,12 @@ def prepare(input: Union[Tensor, PackedSequence], lengths: Lengths, *,
 
     if not isinstance(input, Tensor):
         raise ValueError(f"input must be a tensor or a PackedSequence, got {type(input).__name__}")
-    _check_floating(input, "input")
+    check_floating(input, "input")
     if input.dim() not in (2, 3):
         raise ValueError(
             f"input must be 3-D (seq_len, batch, features){' with batch_first=True: (batch, seq_len, features)' if batch_first else ''} "
             f"or 2-D unbatched (seq_len, features), got shape {tuple(input.shape)}")
-    _check_features(input, input_size)
+    check_features(input, input_size)
     unbatched = input.dim() == 2
     if unbatched:
         x = input.unsqueeze(1)

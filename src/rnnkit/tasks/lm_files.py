@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,11 +75,10 @@ def evaluate_lm(checkpoint: Path, data: Path, *, encoding: str = "utf-8", bptt: 
     Returns a dict with ``loss``, ``perplexity``, ``tokens`` and (char models) ``bits_per_char``.
     """
     trained = load(checkpoint)
-    with tempfile.TemporaryDirectory() as tmp:
-        ids = np.array(tokenize_file(data, trained.vocab, Path(tmp) / "eval.bin", encoding))
-    streams = max(1, min(batch_size, len(ids) // 2))
     total, count, state = 0.0, 0, None
-    with torch.no_grad():
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        ids = tokenize_file(data, trained.vocab, Path(tmp) / "eval.bin", encoding)    # memory-mapped
+        streams = max(1, min(batch_size, len(ids) // 2))
         for x, y, _ in StreamBatches(ids, streams, bptt)(0):
             logits, state = trained.model(x, state)
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
