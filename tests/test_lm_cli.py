@@ -91,3 +91,16 @@ def test_bad_generation_requests(run, capsys, argv, message):
 def test_missing_checkpoint(tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(tmp_path / "nope"), "--prompt", "a"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_word_level_model_trains_and_continues_a_prompt(corpus, tmp_path, capsys):
+    out = tmp_path / "words"
+    assert main(["train", "lm", "--data", str(corpus), "--out", str(out), "--tokens", "word", "--hidden-size", "32",
+                 "--embedding-size", "16", "--layers", "1", "--max-steps", "20", "--eval-every", "20",
+                 "--batch-size", "4", "--bptt", "8"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(out), "--prompt", "the cat", "--length", "6", "--seed", "0"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("the cat") and text[len("the cat")] in " \n"      # the next word is separated
+    generated = text[len("the cat"):].split()
+    assert 1 <= len(generated) <= 6 and set(generated) <= set(WORDS) | {"<unk>"}

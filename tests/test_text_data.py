@@ -34,6 +34,9 @@ def test_word_vocabulary_marks_line_ends_and_unknown_words():
     ids = vocab.encode("a c\nb\n")
     assert [vocab.tokens[i] for i in ids] == ["a", UNK, EOS, "b", EOS]
     assert vocab.decode(vocab.encode("a b\n")) == "a b\n"
+    # A prompt without a final newline keeps its words and gets no <eos>.
+    assert [vocab.tokens[i] for i in vocab.encode("b a")] == ["b", "a"]
+    assert [vocab.tokens[i] for i in vocab.encode("a\nb a")] == ["a", EOS, "b", "a"]
 
 
 @pytest.mark.parametrize("kind", ["char", "word"])

@@ -96,9 +96,16 @@ class Vocabulary:
         return cls(kind, kept if kind == "word" else sorted(kept))
 
     def encode(self, text: str) -> np.ndarray:
-        """Token ids (int32) of ``text``. Characters the vocabulary lacks raise ValueError naming them;
-        unknown words become ``<unk>``."""
-        tokens = next(_tokens([text], self.kind), [])
+        """Token ids (int32) of ``text``: its characters, or its words with ``<eos>`` after each
+        finished line (none after a last line without a newline, such as a prompt)."""
+        if self.kind == "char":
+            return self.ids(list(text))
+        *lines, last = text.split("\n")
+        return self.ids([token for line in lines for token in line.split() + [EOS]] + last.split())
+
+    def ids(self, tokens: List[str]) -> np.ndarray:
+        """Token ids (int32) of ``tokens``. Characters the vocabulary lacks raise ValueError naming
+        them; unknown words become ``<unk>``."""
         if self.kind == "char":
             missing = sorted({ch for ch in tokens if ch not in self.index})
             if missing:
@@ -154,12 +161,7 @@ def tokenize_file(path: Path, vocab: Vocabulary, out_path: Path, encoding: str =
     tmp = out_path.with_name(out_path.name + ".tmp")
     with open(tmp, "wb") as handle:
         for tokens in _tokens(read_chunks(path, encoding, chunk_chars), vocab.kind):
-            if vocab.kind == "char":
-                ids = vocab.encode("".join(tokens))
-            else:
-                unk = vocab.index[UNK]
-                ids = np.fromiter((vocab.index.get(w, unk) for w in tokens), dtype=np.int32, count=len(tokens))
-            handle.write(ids.tobytes())
+            handle.write(vocab.ids(tokens).tobytes())
     tmp.replace(out_path)
     if out_path.stat().st_size == 0:
         raise ValueError(f"{path} has no tokens")

@@ -208,16 +208,20 @@ class TrainedLanguageModel:
 
     def generate(self, prompt: str, length: int, *, temperature: float = 1.0, top_k: Optional[int] = None,
                  top_p: Optional[float] = None, seed: Optional[int] = None) -> Iterator[str]:
-        """Text after ``prompt``, one token at a time (characters, or words with their spacing).
+        """Text after ``prompt``, one token at a time: characters, or words each preceded by a space.
 
         Raises ValueError for a prompt the vocabulary cannot encode or bad sampling arguments.
         """
         ids = self.vocab.encode(prompt)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        previous = prompt[-1:]
         for token in self.model.generate(ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
                                          generator=generator):
             text = self.vocab.decode([token])
-            yield text if self.vocab.kind == "char" or text == "\n" else text + " "
+            if self.vocab.kind == "word" and text != "\n" and previous not in ("", "\n", " "):
+                text = " " + text                      # words are separated from what came before
+            previous = text[-1:]
+            yield text
 
 
 def load(path) -> TrainedLanguageModel:
