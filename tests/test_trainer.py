@@ -230,3 +230,12 @@ def test_resuming_a_finished_run_trains_no_more(tmp_path):
 def test_empty_epoch_is_an_error():
     with pytest.raises(ValueError, match="no batches"):
         Trainer(SumTask(), quiet(max_steps=5)).fit(lambda epoch: [])
+
+
+def test_progress_counts_tokens_of_token_batches_and_sequences_otherwise():
+    from rnnkit.train.loop import _batch_size
+
+    tokens = torch.zeros(35, 20, dtype=torch.long)                     # a (T, B) language-model window
+    assert _batch_size((tokens, tokens, 0)) == 700
+    assert _batch_size((torch.zeros(8, 6, 2), torch.zeros(8))) == 8     # 8 float sequences
+    assert _batch_size({"x": torch.zeros(3, 4)}) == 3 and _batch_size("no tensors") == 1

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit.data import StreamBatches, Vocabulary, read_chunks, tokenize_file
-from rnnkit.train import CheckpointError, TrainConfig, Trainer, TrainResult, find_checkpoint
+from rnnkit.train import TrainConfig, Trainer, TrainResult, find_checkpoint
+from rnnkit.train.loop import holds_run
 
 from .lm import LanguageModel, LanguageModelTask, LMConfig, load
 
@@ -92,8 +93,6 @@ def evaluate_lm(checkpoint: Path, data: Path, *, encoding: str = "utf-8", bptt: 
 
 
 def _refuse_used(out: Path) -> None:
-    try:
-        find_checkpoint(out)
-    except CheckpointError:
-        return
-    raise ValueError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    # The engine refuses too, but only after the text is tokenised into ``out``: refuse first.
+    if holds_run(out):
+        raise ValueError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")

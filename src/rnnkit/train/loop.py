@@ -255,7 +255,7 @@ class Trainer:
 
     def _start(self, resume: bool) -> None:
         if not resume:
-            if self.out_dir is not None and _holds_run(self.out_dir):
+            if self.out_dir is not None and holds_run(self.out_dir):
                 raise ValueError(f"out_dir {self.out_dir} already holds a run; pass resume=True or choose "
                                  f"another directory")
             _seed(self.config.seed)
@@ -321,7 +321,9 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _holds_run(out_dir: Path) -> bool:
+def holds_run(out_dir: Path) -> bool:
+    """True if ``out_dir`` already holds (part of) a training run: a checkpoint or a log."""
+    out_dir = Path(out_dir)
     try:
         find_checkpoint(out_dir)
     except CheckpointError:
@@ -334,13 +336,13 @@ def _differing_keys(saved: dict, current: dict) -> list:
 
 
 def _batch_size(batch) -> int:
-    """Items in a batch: the first dimension of its first tensor (1 if there is none)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.shape[0] if batch.dim() else 1
-    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    """Items in a batch, from its first tensor: every element of a tensor of token ids (integers),
+    so a language model reports tokens/s; else its first dimension (sequences). 1 without one."""
+    values = [batch] if isinstance(batch, torch.Tensor) else \
+        batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
     for value in values:
         if isinstance(value, torch.Tensor) and value.dim():
-            return value.shape[0]
+            return value.numel() if not value.is_floating_point() else value.shape[0]
     return 1
 
 
