@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from . import cells
 from .scan import scan
+from .sequences import check_features, check_floating
 
 
 class _CellBase(nn.Module):
@@ -46,11 +47,11 @@ class _CellBase(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
 
     def _step(self, x: Tensor, h: Optional[Tensor], c: Optional[Tensor]):
-        if not isinstance(x, Tensor) or not torch.is_floating_point(x) or x.dim() not in (1, 2) \
-                or x.shape[-1] != self.input_size:
-            got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"input must be a floating (batch, {self.input_size}) or ({self.input_size},) "
-                             f"tensor, got {got}")
+        if not isinstance(x, Tensor) or x.dim() not in (1, 2):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"input must be a (batch, {self.input_size}) or ({self.input_size},) tensor, got {got}")
+        check_floating(x, "input")
+        check_features(x, self.input_size)
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)
