@@ -1,0 +1,87 @@
+"""The measurements behind notes/cpu-facts-this-machine.md, in one run.
+
+    python benchmarks/machine_facts.py
+
+Prints: the CPU; GEMM of one LSTM step (64x512 @ 512x2048) through torch (MKL) and numpy
+(OpenBLAS); 100 LSTM forward steps with the GEMM through each (numpy's thread pool next to
+torch's); a 4 MB matrix-vector product through MKL and rnnkit's C++ ``small_linear``; reading
+8 MB; the fused LSTM gate arithmetic of one step against PyTorch ops.
+"""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import torch
+
+from rnnkit.bench.timing import Candidate, compare, median_ms
+from rnnkit.nn import cells, native
+
+
+def cpu() -> str:
+    try:
+        lines = open("/proc/cpuinfo").read().splitlines()
+    except OSError:
+        return platform.processor()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    flags = next((line for line in lines if line.startswith("flags")), "")
+    simd = [f for f in ("avx2", "avx512f", "amx_tile") if f" {f}" in flags]
+    return f"{name}, {torch.get_num_threads()} threads, {'/'.join(simd) or 'no AVX2'}"
+
+
+def show(title: str, candidates, repeats: int = 20) -> None:
+    times = compare(candidates, repeats)
+    print(f"{title}: " + ", ".join(f"{name} {median_ms(t) * 1e3:.0f} µs" for name, t in times.items()))
+
+
+def main() -> None:
+    ext = native.load()
+    print(f"torch {torch.__version__}; {cpu()}")
+    B, H = 64, 512
+    h, w, out = torch.randn(B, H), torch.randn(4 * H, H) * 0.05, torch.empty(B, 4 * H)
+    hn, wn, on = h.numpy(), w.numpy(), out.numpy()
+    # Each library on its own (interleaving them is the contention measured next).
+    show("GEMM 64x512 @ 512x2048, alone", [Candidate("torch/MKL", lambda: torch.mm(h, w.t(), out=out))])
+    show("GEMM 64x512 @ 512x2048, alone", [Candidate("numpy/OpenBLAS", lambda: np.matmul(hn, wn.T, out=on))])
+
+    T = 100
+    gx, states, cs = torch.randn(T, B, 4 * H), torch.zeros(T + 1, B, H), torch.zeros(T + 1, B, H)
+    act = torch.empty(T, B, 5 * H)
+    lstm = cells.fastest(cells.LSTM, torch.float32)
+
+    def loop(gemm):
+        def run():
+            for t in range(T):
+                gemm(t)
+                lstm.forward(out, None, states[t], cs[t], act[t], states[t + 1], cs[t + 1])
+        return run
+
+    def torch_gemm(t):
+        torch.addmm(gx[t], states[t], w.t(), out=out)
+
+    def numpy_gemm(t):
+        np.matmul(states[t].numpy(), wn.T, out=on)
+        out.add_(gx[t])
+
+    show(f"{T} LSTM forward steps, GEMM through", [Candidate("torch", loop(torch_gemm)),
+                                                   Candidate("numpy", loop(numpy_gemm))], repeats=5)
+
+    x, b, y = torch.randn(1, H), torch.randn(4 * H), torch.empty(1, 4 * H)
+    vector = [Candidate("MKL addmm", lambda: torch.addmm(b, x, w.t(), out=y))]
+    if ext is not None:
+        vector.append(Candidate("rnnkit small_linear", lambda: ext.small_linear(x, w, b, y)))
+    show("matrix-vector 1x512 @ 512x2048 (4 MB)", vector, repeats=200)
+    big = torch.randn(2048, 1024)
+    show("reading 8 MB (sum)", [Candidate("torch", lambda: big.sum())], repeats=200)
+
+    a, c_prev = torch.randn(B, 4 * H), torch.randn(B, H)
+    h_out, c_out = torch.empty(B, H), torch.empty(B, H)
+    gates = [Candidate("PyTorch ops", lambda: cells.LSTM.forward(a, None, None, c_prev, act[0], h_out, c_out))]
+    if ext is not None:
+        gates.append(Candidate("fused C++", lambda: ext.lstm_forward(a, c_prev, act[0], h_out, c_out)))
+    show("LSTM gate arithmetic of one step (64x512), forward", gates, repeats=100)
+
+
+if __name__ == "__main__":
+    main()
