@@ -39,7 +39,27 @@ def test_word_vocabulary_marks_line_ends_and_unknown_words():
     assert [vocab.tokens[i] for i in vocab.encode("a\nb a")] == ["a", EOS, "b", "a"]
 
 
-@pytest.mark.parametrize("kind", ["char", "word"])
+def test_bpe_vocabulary_round_trips_text_and_decodes_the_same_token_by_token():
+    vocab = Vocabulary.build([TEXT[:50], TEXT[50:]], "bpe", max_size=40)        # chunks split lines
+    assert vocab.tokens[:2] == [UNK, EOS] and 30 < len(vocab) <= 40
+    text = "the  cat sat\n\non the mat — ça va\n"
+    ids = vocab.encode(text)
+    assert ids.dtype == np.int32 and (ids == vocab.index[EOS]).sum() == 3
+    assert vocab.decode(ids) == "the cat sat\n\non the mat — ça va\n"             # white space runs: one space
+    streamed = ""
+    for i in ids:
+        streamed += vocab.decode([i], streamed[-1:])
+    assert streamed == vocab.decode(ids)
+    assert vocab.decode(vocab.encode("the ca"), "x") == " the ca" and vocab.decode(vocab.encode("ZZ")) == UNK * 2
+    loaded = Vocabulary.from_dict(vocab.to_dict())
+    assert loaded.kind == "bpe" and loaded.tokens == vocab.tokens
+    np.testing.assert_array_equal(loaded.encode(TEXT), vocab.encode(TEXT))
+    # Characters the tokens stand for: the normalised text, each line's newline counted once.
+    ids = vocab.encode(text)
+    assert vocab.count_chars(ids[:-1], ids[1:]) == len(vocab.decode(ids)) - len(vocab.decode(ids[:1]))
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
 def test_tokenize_file_streams_in_chunks_like_encoding_in_memory(tmp_path, kind):
     path = write(tmp_path, TEXT)
     vocab = Vocabulary.build(read_chunks(path, chunk_chars=7), kind)       # chunks split characters

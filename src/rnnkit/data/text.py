@@ -1,7 +1,7 @@
 """Text for language models: vocabularies, a token stream on disk, and truncated-BPTT windows.
 
-- ``Vocabulary``: characters, or words with ``<unk>`` and ``<eos>`` (Penn Treebank style).
-  Saved as JSON with the model.
+- ``Vocabulary``: characters, words with ``<unk>`` and ``<eos>`` (Penn Treebank style), or BPE
+  subwords (HuggingFace ``tokenizers``) with the same two. Saved as JSON with the model.
 - ``tokenize_file``: a UTF-8 file, read in chunks, becomes a memory-mapped ``int32`` array on disk,
   so corpora larger than memory train.
 - ``StreamBatches``: the token stream cut into B parallel streams, served as ``(x, y)`` windows of
@@ -14,13 +14,18 @@ from __future__ import annotations
 import codecs
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
 
+from .bpe import SPACE, train_bpe
+
 UNK, EOS = "<unk>", "<eos>"
+KINDS = ("char", "word", "bpe")
+BPE_VOCAB_SIZE = 8000
 CHUNK_CHARS = 1 << 20
 
 
@@ -59,17 +64,25 @@ class Vocabulary:
     """Tokens and their ids.
 
     Attributes:
-        kind: ``"char"`` or ``"word"``.
-        tokens: id -> token. Word vocabularies hold ``<unk>`` and ``<eos>``; each line ends in ``<eos>``.
+        kind: ``"char"``, ``"word"`` or ``"bpe"`` (subwords learnt by byte-pair encoding).
+        tokens: id -> token. Word and BPE vocabularies begin with ``<unk>`` and ``<eos>``; each line
+            ends in ``<eos>``. A BPE token that begins a word starts with ``SPACE`` ("▁").
+        tokenizer: the ``tokenizers.Tokenizer`` of a BPE vocabulary (its tokens are read from it).
     """
 
     kind: str
-    tokens: List[str]
+    tokens: List[str] = field(default_factory=list)
+    tokenizer: Any = field(default=None, repr=False)
     index: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        if self.kind not in ("char", "word"):
-            raise ValueError(f"kind must be 'char' or 'word', got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {self.kind!r}")
+        if (self.tokenizer is None) == (self.kind == "bpe"):
+            raise ValueError("give a tokenizer for a bpe vocabulary, and only for bpe")
+        if self.kind == "bpe":
+            vocab = self.tokenizer.get_vocab()
+            self.tokens = sorted(vocab, key=vocab.get)
         self.index = {token: i for i, token in enumerate(self.tokens)}
 
     def __len__(self) -> int:
@@ -77,14 +90,19 @@ class Vocabulary:
 
     @classmethod
     def build(cls, chunks, kind: str = "char", min_freq: int = 1, max_size: Optional[int] = None) -> "Vocabulary":
-        """Count tokens over text ``chunks`` (an iterable of strings, e.g. ``read_chunks(path)``).
+        """Learn the vocabulary of text ``chunks`` (an iterable of strings, e.g. ``read_chunks(path)``).
 
-        Tokens are ordered by frequency, then alphabetically; words below ``min_freq`` or beyond
-        ``max_size`` become ``<unk>``.
+        char, word: tokens ordered by frequency, then alphabetically; words below ``min_freq`` or beyond
+        ``max_size`` become ``<unk>``. bpe: a BPE model of ``max_size`` tokens (default
+        ``BPE_VOCAB_SIZE``) learnt line by line; runs of white space count as one space.
         """
+        if kind == "bpe":
+            tokenizer = train_bpe((piece.split("\n")[:-1] for piece in _pieces(chunks, kind)),
+                                  max_size or BPE_VOCAB_SIZE, [UNK, EOS], unk_token=UNK, keep_spaces=True)
+            return cls(kind, tokenizer=tokenizer)
         counts = Counter()
-        for tokens in _tokens(chunks, kind):
-            counts.update(tokens)
+        for piece in _pieces(chunks, kind):
+            counts.update(piece if kind == "char" else piece.split())
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [token for token, count in ranked if count >= min_freq and token not in (UNK, EOS)]
         if kind == "word":
@@ -96,16 +114,20 @@ class Vocabulary:
         return cls(kind, kept if kind == "word" else sorted(kept))
 
     def encode(self, text: str) -> np.ndarray:
-        """Token ids (int32) of ``text``: its characters, or its words with ``<eos>`` after each
-        finished line (none after a last line without a newline, such as a prompt)."""
+        """Token ids (int32) of ``text``: its characters, or its words or subwords with ``<eos>`` after
+        each finished line (none after a last line without a newline, such as a prompt)."""
         if self.kind == "char":
             return self.ids(list(text))
         *lines, last = text.split("\n")
-        return self.ids([token for line in lines for token in line.split() + [EOS]] + last.split())
+        if self.kind == "word":
+            return self.ids([token for line in lines for token in line.split() + [EOS]] + last.split())
+        eos = self.index[EOS]
+        ids = [i for encoding in self.tokenizer.encode_batch(lines + [last]) for i in encoding.ids + [eos]]
+        return np.array(ids[:-1], dtype=np.int32)
 
     def ids(self, tokens: List[str]) -> np.ndarray:
         """Token ids (int32) of ``tokens``. Characters the vocabulary lacks raise ValueError naming
-        them; unknown words become ``<unk>``."""
+        them; unknown words or subwords become ``<unk>``."""
         if self.kind == "char":
             missing = sorted({ch for ch in tokens if ch not in self.index})
             if missing:
@@ -114,41 +136,75 @@ class Vocabulary:
         unk = self.index[UNK]
         return np.fromiter((self.index.get(w, unk) for w in tokens), dtype=np.int32, count=len(tokens))
 
-    def decode(self, ids) -> str:
-        """Text of token ids (``<eos>`` becomes a newline)."""
-        tokens = [self.tokens[int(i)] for i in ids]
-        if self.kind == "char":
-            return "".join(tokens)
-        lines, words = [], []
-        for token in tokens:
-            if token == EOS:
-                lines.append(" ".join(words) + "\n")
-                words = []
+    def decode(self, ids, previous: str = "") -> str:
+        """Text of token ids (``<eos>`` becomes a newline) following text that ends in ``previous``.
+
+        Decoding token by token, each call given the text so far, gives the same text as decoding
+        all the ids at once: words are separated by one space, and no line begins with a space.
+        """
+        pieces = []
+        for i in ids:
+            token = self.tokens[int(i)]
+            if self.kind == "char":
+                piece = token
+            elif token == EOS:
+                piece = "\n"
             else:
-                words.append(token)
-        return "".join(lines) + " ".join(words)
+                piece = token.replace(SPACE, " ") if self.kind == "bpe" else " " + token
+                if previous in ("", "\n", " ") and piece.startswith(" "):
+                    piece = piece[1:]                  # a line, or the text, does not begin with a space
+            pieces.append(piece)
+            previous = (previous + piece)[-1:]
+        return "".join(pieces)
+
+    def count_chars(self, previous, ids) -> Optional[int]:
+        """Characters of text that the token ids ``ids`` stand for, each following the token id at the
+        same place of ``previous`` (arrays of one shape), so that bits per character compare with
+        character models; None for words (``<unk>`` hides them).
+
+        BPE: a token's characters with ``SPACE`` as a space, but not at the start of a line (after
+        ``<eos>``); ``<eos>`` is the newline; ``<unk>`` one character. This counts the text with runs of
+        white space as one space, as the model reads it.
+        """
+        if self.kind != "bpe":
+            return None if self.kind == "word" else int(np.size(ids))
+        ids, previous = np.asarray(ids), np.asarray(previous)
+        eos = self.index[EOS]
+        lengths, starts_word = self._char_table
+        return int(lengths[ids].sum() - (starts_word[ids] & (previous == eos)).sum())
+
+    @cached_property
+    def _char_table(self) -> Tuple[np.ndarray, np.ndarray]:
+        # (characters of each BPE token id, whether it begins with SPACE)
+        lengths = [1 if token in (EOS, UNK) else len(token) for token in self.tokens]
+        return np.array(lengths, dtype=np.int64), np.array([t.startswith(SPACE) for t in self.tokens])
 
     def to_dict(self) -> dict:
+        if self.kind == "bpe":
+            return {"kind": self.kind, "tokenizer": self.tokenizer.to_str()}
         return {"kind": self.kind, "tokens": list(self.tokens)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocabulary":
+        if data["kind"] == "bpe":
+            from tokenizers import Tokenizer
+            return cls("bpe", tokenizer=Tokenizer.from_str(data["tokenizer"]))
         return cls(data["kind"], list(data["tokens"]))
 
 
-def _tokens(chunks, kind: str) -> Iterator[List[str]]:
-    # Characters as they come; words line by line, each line closed by <eos> (a line may span chunks).
+def _pieces(chunks, kind: str) -> Iterator[str]:
+    # Text in pieces that encode on their own: characters as they come; otherwise whole lines, each
+    # with its newline (a line may span chunks; a last line without one gets one).
     if kind == "char":
-        for chunk in chunks:
-            yield list(chunk)
+        yield from chunks
         return
     pending = ""
     for chunk in chunks:
-        lines = (pending + chunk).split("\n")
-        pending = lines.pop()
-        yield [token for line in lines for token in line.split() + [EOS]]
+        lines, newline, pending = (pending + chunk).rpartition("\n")
+        if newline:
+            yield lines + newline
     if pending.strip():
-        yield pending.split() + [EOS]
+        yield pending + "\n"
 
 
 def tokenize_file(path: Path, vocab: Vocabulary, out_path: Path, encoding: str = "utf-8",
@@ -160,8 +216,8 @@ def tokenize_file(path: Path, vocab: Vocabulary, out_path: Path, encoding: str =
     out_path = Path(out_path)
     tmp = out_path.with_name(out_path.name + ".tmp")
     with open(tmp, "wb") as handle:
-        for tokens in _tokens(read_chunks(path, encoding, chunk_chars), vocab.kind):
-            handle.write(vocab.ids(tokens).tobytes())
+        for piece in _pieces(read_chunks(path, encoding, chunk_chars), vocab.kind):
+            handle.write(vocab.encode(piece).tobytes())
     tmp.replace(out_path)
     if out_path.stat().st_size == 0:
         raise ValueError(f"{path} has no tokens")
