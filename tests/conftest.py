@@ -335,3 +335,12 @@ def assert_same_stacked_outputs(ours, ref, cell, *, I, H, T, B, seed):
     close(out_o, out_r, "output")
     for a, b in zip(state_list(hn_o), state_list(hn_r)):
         close(a, b, "final state")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread is faster and immune to a busy machine's contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

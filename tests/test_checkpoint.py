@@ -66,6 +66,24 @@ def test_latest_moves_and_old_checkpoints_are_pruned(tmp_path):
     assert find_checkpoint(tmp_path).path.name == "checkpoint-00000003-1"
 
 
+def test_best_checkpoint_is_kept_and_found(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    save_checkpoint(tmp_path, model, {}, step=1)
+    with pytest.raises(CheckpointError, match="no best checkpoint"):
+        find_checkpoint(tmp_path / "BEST")
+    for step, best in ((2, True), (3, False), (4, False), (5, False)):
+        save_checkpoint(tmp_path, model, {}, step=step, keep=2, best=best)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # the two newest, and step 2, which BEST still names
+    assert names == ["BEST", "LATEST", "checkpoint-00000002", "checkpoint-00000004", "checkpoint-00000005"]
+    assert find_checkpoint(tmp_path / "BEST").config["step"] == 2
+    assert find_checkpoint(tmp_path).config["step"] == 5
+    save_checkpoint(tmp_path, model, {}, step=6, keep=2, best=True)       # a new best frees step 2
+    save_checkpoint(tmp_path, model, {}, step=7, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-00000006", "checkpoint-00000007"]
+    assert find_checkpoint(tmp_path / "BEST").config["step"] == 6
+
+
 def test_failure_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     model = torch.nn.Linear(3, 2)
     save_checkpoint(tmp_path, model, {"which": "first"}, step=1)

@@ -14,13 +14,7 @@ import rnnkit.nn as rk
 from rnnkit.train import TrainConfig, Trainer, find_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster and immune to a busy machine's contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SumTask:
@@ -153,12 +147,34 @@ def test_early_stopping_after_patience(tmp_path):
     assert result.metrics == {"loss": 1.0, "accuracy": 0.5} and result.best == 1.0
 
 
+@pytest.mark.parametrize("mode, pick", [("min", min), ("max", max)])
+def test_best_points_at_the_best_evaluation(tmp_path, mode, pick):
+    config = quiet(max_steps=12, eval_every=2, monitor_mode=mode)
+    Trainer(SumTask(), config, tmp_path).fit(train_batches, valid_batches)
+    rows = read_log(tmp_path)
+    best = pick(rows, key=lambda row: float(row["loss"]))
+    assert find_checkpoint(tmp_path / "BEST").config["step"] == int(best["step"])
+    assert find_checkpoint(tmp_path).config["step"] == 12
+
+
 def test_sgd_plateau_divides_lr(tmp_path):
     config = quiet(optimizer="sgd", lr=0.1, momentum=0.9, schedule="plateau", plateau_factor=4.0,
                    max_steps=8, eval_every=2)
     Trainer(ConstantValidation(), config, tmp_path).fit(train_batches, valid_batches)
     lrs = [float(r["lr"]) for r in read_log(tmp_path)]
     assert lrs == pytest.approx([0.1, 0.1, 0.025, 0.00625])
+
+
+def test_epoch_decay_divides_lr_each_epoch_after_the_first_ones(tmp_path):
+    # Zaremba et al.: lr 1 for 2 epochs, then halved at the start of every later epoch.
+    config = quiet(optimizer="sgd", lr=1.0, schedule="epoch_decay", decay_after_epochs=2, decay_factor=2.0,
+                   max_epochs=4, eval_every=1)
+    steps_per_epoch = len(list(train_batches(0)))
+    Trainer(ConstantValidation(), config, tmp_path).fit(train_batches, valid_batches)
+    by_epoch = {}
+    for row in read_log(tmp_path):
+        by_epoch.setdefault((int(row["step"]) - 1) // steps_per_epoch, set()).add(float(row["lr"]))
+    assert by_epoch == {0: {1.0}, 1: {1.0}, 2: {0.5}, 3: {0.25}}
 
 
 class Linear:
@@ -198,7 +214,8 @@ def test_bf16_trains(tmp_path):
     ("optimizer", "adam"), ("schedule", "linear"), ("lr", 0.0), ("lr", float("nan")), ("weight_decay", -1.0),
     ("clip_grad_norm", 0.0), ("max_steps", 0), ("max_steps", 2.5), ("max_time", -1.0), ("eval_every", 0),
     ("early_stopping_patience", 0), ("warmup_steps", -1), ("plateau_factor", 0.5), ("bf16", "yes"),
-    ("monitor", ""), ("seed", -1),
+    ("decay_factor", 0.5), ("decay_after_epochs", -1),
+    ("monitor", ""), ("seed", -1), ("monitor_mode", "lowest"), ("tensorboard", "yes"),
 ])
 def test_invalid_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -239,3 +256,38 @@ def test_progress_counts_tokens_of_token_batches_and_sequences_otherwise():
     assert _batch_size((tokens, tokens, 0)) == 700
     assert _batch_size((torch.zeros(8, 6, 2), torch.zeros(8))) == 8     # 8 float sequences
     assert _batch_size({"x": torch.zeros(3, 4)}) == 3 and _batch_size("no tensors") == 1
+
+
+def read_tensorboard(out_dir) -> dict:
+    """``{tag: [(step, value), ...]}`` of the scalars in ``out_dir/tensorboard`` (resume purges applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out_dir / "tensorboard"))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_scalars_match_the_csv_log(tmp_path):
+    pytest.importorskip("tensorboard")
+    Trainer(SumTask(), quiet(max_steps=12, eval_every=5, log_every=4), tmp_path).fit(train_batches, valid_batches)
+    scalars, rows = read_tensorboard(tmp_path), read_log(tmp_path)
+    for tag, column in [("valid/loss", "loss"), ("train/loss_since_eval", "train_loss"), ("train/lr", "lr")]:
+        assert [step for step, _ in scalars[tag]] == [5, 10, 12]
+        assert [value for _, value in scalars[tag]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
+    assert [step for step, _ in scalars["train/loss"]] == [4, 8, 12]
+    Trainer(SumTask(), quiet(max_steps=4, eval_every=2, tensorboard=False), tmp_path / "b").fit(train_batches)
+    assert (tmp_path / "b" / "log.csv").exists() and not (tmp_path / "b" / "tensorboard").exists()
+
+
+def test_tensorboard_of_a_resumed_run_has_each_step_once(tmp_path):
+    pytest.importorskip("tensorboard")
+    Trainer(SumTask(), resume_config(30), tmp_path).fit(train_batches, valid_batches)
+    # a run killed after logging step 30 but before pointing LATEST at its checkpoint
+    (tmp_path / "LATEST").write_text("checkpoint-00000020\n")
+    assert find_checkpoint(tmp_path).config["step"] == 20
+    time.sleep(1.0 - time.time() % 1.0)                 # event files sort by their whole-second timestamp
+    Trainer(SumTask(), resume_config(30), tmp_path).fit(train_batches, valid_batches, resume=True)
+    scalars, rows = read_tensorboard(tmp_path), read_log(tmp_path)
+    assert [step for step, _ in scalars["valid/loss"]] == [int(r["step"]) for r in rows] == [10, 20, 30]
+    assert [value for _, value in scalars["valid/loss"]] == pytest.approx([float(r["loss"]) for r in rows], rel=1e-6)
+    assert [step for step, _ in scalars["train/loss"]] == list(range(10, 31, 10))

@@ -4,6 +4,7 @@ Layout of a run's output directory::
 
     OUT/
       LATEST                       the name of the newest complete checkpoint (one line)
+      BEST                         the name of the checkpoint with the best validation metric so far
       checkpoint-00001200/
         model.safetensors          weights (safetensors; tied weights stored once)
         config.json                everything needed to rebuild the model: task, model config,
@@ -12,7 +13,8 @@ Layout of a run's output directory::
 
 Atomicity: a checkpoint is written into a hidden temporary directory, flushed to disk, and
 renamed to its final name (a new name, so the rename is atomic); then ``LATEST`` is replaced
-atomically (temporary file + ``os.replace``); only then are older checkpoints pruned. A process
+atomically (temporary file + ``os.replace``), and ``BEST`` likewise when the checkpoint is the best
+so far; only then are older checkpoints pruned (never the one ``BEST`` names). A process
 killed at any moment leaves ``LATEST`` naming a complete checkpoint, or, before the first one,
 no ``LATEST`` at all.
 """
@@ -36,6 +38,7 @@ from safetensors.torch import load_model, save_model
 from ..files import fsync_dir, write_text_atomic
 
 LATEST = "LATEST"
+BEST = "BEST"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAINER = "trainer.pt"
@@ -80,8 +83,9 @@ class Checkpoint:
 
 
 def save_checkpoint(out_dir: os.PathLike, model: torch.nn.Module, config: dict, *, step: int,
-                    trainer_state: Optional[dict] = None, keep: int = 2) -> Checkpoint:
-    """Write a checkpoint of ``model`` under ``out_dir`` atomically and point ``LATEST`` at it.
+                    trainer_state: Optional[dict] = None, keep: int = 2, best: bool = False) -> Checkpoint:
+    """Write a checkpoint of ``model`` under ``out_dir`` atomically and point ``LATEST`` (and, if
+    ``best``, ``BEST``) at it.
 
     Args:
         out_dir: the run's output directory (created if needed).
@@ -89,7 +93,8 @@ def save_checkpoint(out_dir: os.PathLike, model: torch.nn.Module, config: dict, 
         config: JSON-serialisable description to rebuild the model (``step`` and ``format`` are added).
         step: the training step, used in the checkpoint's name.
         trainer_state: optimiser/schedule/RNG state for resume (``torch.save``), or None.
-        keep: how many complete checkpoints to keep (the newest ones).
+        keep: how many complete checkpoints to keep (the newest ones), besides the one ``BEST`` names.
+        best: this is the best model so far (by the caller's validation metric).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,24 +116,35 @@ def save_checkpoint(out_dir: os.PathLike, model: torch.nn.Module, config: dict, 
         raise
     fsync_dir(out)
     write_text_atomic(out / LATEST, final.name + "\n")
-    _prune(out, keep=max(1, keep), current=final.name)
+    if best:
+        write_text_atomic(out / BEST, final.name + "\n")
+    best_name = (out / BEST).read_text(encoding="utf-8").strip() if (out / BEST).exists() else None
+    _prune(out, keep=max(1, keep), protected={final.name, best_name})
     return Checkpoint(final, config)
 
 
 def find_checkpoint(path: os.PathLike) -> Checkpoint:
-    """The checkpoint at ``path``: a run directory (its ``LATEST``) or a checkpoint directory.
+    """The checkpoint at ``path``: a run directory (the checkpoint its ``LATEST`` names), a pointer
+    file (``RUN/BEST``: the run's best checkpoint; ``RUN/LATEST``) or a checkpoint directory.
 
     Raises:
         CheckpointError: with one line saying what is missing or corrupt.
     """
     path = Path(path)
+    if path.name == BEST and not path.exists() and (path.parent / LATEST).exists():
+        raise CheckpointError(f"no best checkpoint in {path.parent}: the run has not validated yet; give "
+                              f"{path.parent} for its latest checkpoint")
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: the directory does not exist")
-    if (path / LATEST).exists():
-        name = (path / LATEST).read_text(encoding="utf-8").strip()
+    if path.is_file() and path.name in (LATEST, BEST):
+        path, pointer = path.parent, path.name
+    else:
+        pointer = LATEST
+    if (path / pointer).exists():
+        name = (path / pointer).read_text(encoding="utf-8").strip()
         path = path / name
         if not path.is_dir():
-            raise CheckpointError(f"{path.parent / LATEST} names {name!r}, which is missing")
+            raise CheckpointError(f"{path.parent / pointer} names {name!r}, which is missing")
     elif not (path / CONFIG).exists():
         raise CheckpointError(f"no checkpoint in {path}: expected {LATEST} or {CONFIG} there "
                               f"(give the --out directory of a training run)")
@@ -142,6 +158,22 @@ def find_checkpoint(path: os.PathLike) -> Checkpoint:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path / CONFIG} is not an rnnkit checkpoint config (format {FORMAT})")
     return Checkpoint(path, config)
+
+
+def load_task_model(path: os.PathLike, task: str, what: str, build) -> tuple:
+    """Rebuild the model of a ``task`` checkpoint at ``path`` (as ``find_checkpoint`` reads it):
+    ``build(task_config)`` makes it and the weights are loaded. Returns ``(model, task_config, checkpoint)``.
+
+    Raises:
+        CheckpointError: no checkpoint there, or one of another task (``what`` names the expected kind).
+    """
+    checkpoint = find_checkpoint(path)
+    config = checkpoint.config.get("task", {})
+    if config.get("task") != task:
+        raise CheckpointError(f"{checkpoint.path} is not {what} checkpoint")
+    model = build(config)
+    checkpoint.load_weights(model)
+    return model, config, checkpoint
 
 
 # --- random number generators -------------------------------------------------------------------
@@ -168,9 +200,10 @@ def _free_name(out: Path, name: str) -> Path:
     return candidate
 
 
-def _prune(out: Path, keep: int, current: str) -> None:
+def _prune(out: Path, keep: int, protected: set) -> None:
+    # Remove all but the ``keep`` newest checkpoints, never one named in ``protected``.
     checkpoints = sorted((p for p in out.glob("checkpoint-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    old = [p for p in checkpoints if p.name != current][: max(0, len(checkpoints) - keep)]
+    old = [p for p in checkpoints[: max(0, len(checkpoints) - keep)] if p.name not in protected]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -13,8 +13,10 @@ class TrainConfig:
 
     Args:
         optimizer: "adamw" or "sgd". lr, weight_decay, momentum (sgd only): its settings.
-        schedule: "constant", "cosine" (decays to 0 over ``schedule_steps``, default ``max_steps``)
-            or "plateau" (lr divided by ``plateau_factor`` after each evaluation without improvement).
+        schedule: "constant", "cosine" (decays to 0 over ``schedule_steps``, default ``max_steps``),
+            "plateau" (lr divided by ``plateau_factor`` after each evaluation without improvement) or
+            "epoch_decay" (Zaremba et al.: lr divided by ``decay_factor`` at the start of every epoch
+            after the first ``decay_after_epochs``).
         warmup_steps: linear warm-up from 0 (all schedules).
         clip_grad_norm: clip the global gradient norm to this value (None: no clipping).
         bf16: run ``training_step`` under ``torch.autocast("cpu", dtype=torch.bfloat16)``.
@@ -22,10 +24,14 @@ class TrainConfig:
             at least one is required.
         eval_every: validate, log and checkpoint every this many steps.
         early_stopping_patience: stop after this many evaluations without improvement (None: off).
-        monitor: the validation metric watched (lower is better).
+        monitor: the validation metric watched for the best checkpoint (``OUT/BEST``), early stopping
+            and the plateau schedule. monitor_mode: "min" (lower is better, as a loss) or "max" (accuracy).
         seed: seeds Python, NumPy and torch at the start of a fresh run.
-        log_every: steps between plain progress lines (without a tqdm bar).
+        log_every: steps between plain progress lines (without a tqdm bar) and TensorBoard
+            training-loss points.
         progress: show progress at all.
+        tensorboard: also write TensorBoard scalars to ``out_dir/tensorboard`` if the ``tensorboard``
+            package is installed (silently nothing otherwise; ``log.csv`` is the primary log).
     """
 
     optimizer: str = "adamw"
@@ -36,6 +42,8 @@ class TrainConfig:
     warmup_steps: int = 0
     schedule_steps: Optional[int] = None
     plateau_factor: float = 2.0
+    decay_after_epochs: int = 4
+    decay_factor: float = 2.0
     clip_grad_norm: Optional[float] = None
     bf16: bool = False
     max_steps: Optional[int] = None
@@ -44,9 +52,11 @@ class TrainConfig:
     eval_every: int = 100
     early_stopping_patience: Optional[int] = None
     monitor: str = "loss"
+    monitor_mode: str = "min"
     seed: int = 0
     log_every: int = 10
     progress: bool = True
+    tensorboard: bool = True
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -56,9 +66,11 @@ class TrainConfig:
         if self.schedule == "cosine" and (self.schedule_steps or self.max_steps) is None:
             raise ValueError("schedule_steps (or max_steps) must be set for the cosine schedule")
 
-    def lr_at(self, step: int, scale: float = 1.0) -> float:
-        """The learning rate of 1-based ``step``; ``scale`` is the plateau reduction so far."""
+    def lr_at(self, step: int, scale: float = 1.0, epoch: int = 0) -> float:
+        """The learning rate of 1-based ``step`` in 0-based ``epoch``; ``scale`` is the plateau reduction so far."""
         factor = min(1.0, step / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.schedule == "epoch_decay":
+            factor /= self.decay_factor ** max(0, epoch + 1 - self.decay_after_epochs)
         if self.schedule == "cosine" and step > self.warmup_steps:
             horizon = self.schedule_steps or self.max_steps
             progress = min(1.0, (step - self.warmup_steps) / max(1, horizon - self.warmup_steps))
@@ -68,13 +80,16 @@ class TrainConfig:
 
 # name: allowed values, or (type, minimum, minimum excluded, None allowed)
 _RULES = {
-    "optimizer": ("adamw", "sgd"), "schedule": ("constant", "cosine", "plateau"),
+    "optimizer": ("adamw", "sgd"), "schedule": ("constant", "cosine", "plateau", "epoch_decay"),
+    "monitor_mode": ("min", "max"),
     "lr": (float, 0, True, False), "weight_decay": (float, 0, False, False), "momentum": (float, 0, False, False),
-    "plateau_factor": (float, 1, False, False), "clip_grad_norm": (float, 0, True, True),
+    "plateau_factor": (float, 1, False, False),
+    "decay_factor": (float, 1, False, False), "decay_after_epochs": (int, 0, False, False), "clip_grad_norm": (float, 0, True, True),
     "max_time": (float, 0, True, True), "warmup_steps": (int, 0, False, False), "seed": (int, 0, False, False),
     "eval_every": (int, 1, False, False), "log_every": (int, 1, False, False), "max_steps": (int, 1, False, True),
     "max_epochs": (int, 1, False, True), "schedule_steps": (int, 1, False, True),
-    "early_stopping_patience": (int, 1, False, True), "bf16": (bool,), "progress": (bool,), "monitor": (str,),
+    "early_stopping_patience": (int, 1, False, True), "bf16": (bool,), "progress": (bool,), "tensorboard": (bool,),
+    "monitor": (str,),
 }
 
 

@@ -54,6 +54,10 @@ class Task(Protocol):
     # Optional: ``state_dict() -> dict`` and ``load_state_dict(dict)`` for state a task carries
     # between batches (a language model's hidden state across truncated-BPTT windows); the engine
     # saves it in every checkpoint and restores it on resume.
+    # Optional: ``param_groups() -> list of dicts`` (torch optimizer groups; an ``"lr_scale"`` key
+    # multiplies the scheduled lr of that group: discriminative learning rates), and
+    # ``start_epoch(epoch)``, called before each epoch's batches, also when a resumed run continues
+    # mid-epoch (gradual unfreezing: set ``requires_grad`` there; frozen parameters get no update).
 
 
 @dataclass
@@ -78,7 +82,8 @@ class TrainResult:
 
 
 class Trainer:
-    """Train ``task.model`` with ``config``; checkpoints and ``log.csv`` go to ``out_dir`` (if given).
+    """Train ``task.model`` with ``config``; checkpoints and ``log.csv`` go to ``out_dir`` (if given),
+    and TensorBoard scalars to ``out_dir/tensorboard`` where the package is installed.
 
     Args:
         task: a ``Task``. Build its model after seeding if the initial weights must be reproducible.
@@ -97,9 +102,12 @@ class Trainer:
     def __init__(self, task: Task, config: TrainConfig, out_dir: Optional[Path] = None):
         self.task, self.config = task, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.optimizer = _make_optimizer(task.model.parameters(), config)
+        params = task.param_groups() if hasattr(task, "param_groups") else task.model.parameters()
+        self.optimizer = _make_optimizer(params, config)
         self._ddp, self._main = None, True
-        self.state = dict(step=0, epoch=0, position=0, best=math.inf, bad_evals=0, loss_sum=0.0,
+        self._tensorboard = _TensorBoard(None, config)
+        worst = math.inf if config.monitor_mode == "min" else -math.inf
+        self.state = dict(step=0, epoch=0, position=0, best=worst, bad_evals=0, loss_sum=0.0,
                           loss_count=0, elapsed=0.0, plateau_scale=1.0, metrics={})
 
     # --- the loop ---------------------------------------------------------------------------
@@ -123,10 +131,14 @@ class Trainer:
         if distributed.is_distributed():    # after _start: DDP broadcasts rank 0's (possibly resumed) weights
             self._ddp = torch.nn.parallel.DistributedDataParallel(self.task.model)
             self._ddp.register_forward_pre_hook(lambda module, args: setattr(self, "_forward_called", True))
+        # a resumed run drops the events logged after its checkpoint (by the run that was killed)
+        self._tensorboard = _TensorBoard(self.out_dir if self._main else None, self.config,
+                                         purge_step=self.state["step"] + 1 if resume else None)
         try:
             return self._fit(train_batches, valid_batches)
         finally:
             self._ddp = None
+            self._tensorboard.close()
 
     def _fit(self, train_batches, valid_batches) -> TrainResult:
         s, started, losses, stop = self.state, time.perf_counter() - self.state["elapsed"], {}, None
@@ -136,11 +148,14 @@ class Trainer:
             if stop:
                 break
             empty = True
+            if hasattr(self.task, "start_epoch"):
+                self.task.start_epoch(s["epoch"])
             for batch in itertools.islice(train_batches(s["epoch"]), s["position"], None):
                 empty = False
                 loss = self._train_step(batch)
                 losses[s["step"]] = loss
                 bar.update(s["step"], loss, _batch_size(batch))
+                self._tensorboard.train_loss(s["step"], loss)
                 if s["step"] % self.config.eval_every == 0:
                     self._evaluate(valid_batches, started)
                 stop = self._limit_reached(started, epoch_done=False)
@@ -159,7 +174,7 @@ class Trainer:
     def _train_step(self, batch) -> float:
         s, config, model = self.state, self.config, self.task.model
         for group in self.optimizer.param_groups:
-            group["lr"] = config.lr_at(s["step"] + 1, s["plateau_scale"])
+            group["lr"] = config.lr_at(s["step"] + 1, s["plateau_scale"], s["epoch"]) * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         if self._ddp is not None:
             batch = distributed.shard(batch, distributed.rank(), distributed.world_size())
@@ -212,9 +227,11 @@ class Trainer:
         if config.monitor not in metrics:
             raise ValueError(f"monitor {config.monitor!r} is not among the validation metrics {sorted(metrics)}")
         s["elapsed"] = time.perf_counter() - started
-        lr = self.optimizer.param_groups[0]["lr"]
-        if metrics[config.monitor] < s["best"]:
-            s["best"], s["bad_evals"] = metrics[config.monitor], 0
+        lr = self.optimizer.param_groups[-1]["lr"]          # the top group: the configured lr (lr_scale 1)
+        value = metrics[config.monitor]
+        improved = value < s["best"] if config.monitor_mode == "min" else value > s["best"]
+        if improved:
+            s["best"], s["bad_evals"] = value, 0
         else:
             s["bad_evals"] += 1
             if config.schedule == "plateau":
@@ -224,7 +241,8 @@ class Trainer:
             row = dict(step=s["step"], epoch=s["epoch"], elapsed_seconds=round(s["elapsed"], 3), lr=lr,
                        train_loss=train_loss, **metrics)
             _append_row(self.out_dir / LOG, row)
-            self._save()
+            self._tensorboard.evaluation(s["step"], metrics, train_loss=train_loss, lr=lr)
+            self._save(best=improved)
 
     def _validate(self, valid_batches) -> dict:
         """Mean of ``validation_step`` over the batches (each batch weighs the same)."""
@@ -242,13 +260,14 @@ class Trainer:
             raise ValueError("valid_batches() gave no batches")
         return {name: total / count for name, total in totals.items()}
 
-    def _save(self) -> None:
+    def _save(self, best: bool) -> None:
+        """Checkpoint (``best``: also point the run's ``BEST`` at it)."""
         trainer_state = dict(self.state, optimizer=self.optimizer.state_dict(),
                              scheduler={"plateau_scale": self.state["plateau_scale"]}, rng=rng_state(),
                              task=self.task.state_dict() if hasattr(self.task, "state_dict") else None)
         config = {"task": self.task.config(), "train": asdict(self.config)}
         checkpoint = save_checkpoint(self.out_dir, self.task.model, config, step=self.state["step"],
-                                     trainer_state=trainer_state)
+                                     trainer_state=trainer_state, best=best)
         self._checkpoint_path = checkpoint.path
 
     # --- start: fresh or resumed ------------------------------------------------------------
@@ -307,6 +326,44 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _TensorBoard:
+    """TensorBoard scalars in ``out_dir/tensorboard`` if ``config.tensorboard`` and the package is
+    installed, else nothing (``out_dir`` None: off). Keyed by step: ``train/loss`` every ``log_every``
+    steps (mean since the last point); at every evaluation ``valid/<metric>``, ``train/loss_since_eval``
+    and ``train/lr``. ``purge_step``: events at that step or later are dropped (resume)."""
+
+    def __init__(self, out_dir: Optional[Path], config: TrainConfig, purge_step: Optional[int] = None):
+        self.writer, self.every, self.loss_sum, self.loss_count = None, config.log_every, 0.0, 0
+        if out_dir is None or not config.tensorboard:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:                              # no tensorboard package: log.csv only
+            return
+        self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step)
+
+    def train_loss(self, step: int, loss: float) -> None:
+        if self.writer is None:
+            return
+        self.loss_sum, self.loss_count = self.loss_sum + loss, self.loss_count + 1
+        if step % self.every == 0:
+            self.writer.add_scalar("train/loss", self.loss_sum / self.loss_count, step)
+            self.loss_sum, self.loss_count = 0.0, 0
+
+    def evaluation(self, step: int, metrics: dict, train_loss: float, lr: float) -> None:
+        if self.writer is None:
+            return
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"valid/{name}", value, step)
+        self.writer.add_scalar("train/loss_since_eval", train_loss, step)
+        self.writer.add_scalar("train/lr", lr, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def _make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
