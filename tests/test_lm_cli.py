@@ -104,3 +104,57 @@ def test_word_level_model_trains_and_continues_a_prompt(corpus, tmp_path, capsys
     assert text.startswith("the cat") and text[len("the cat")] in " \n"      # the next word is separated
     generated = text[len("the cat"):].split()
     assert 1 <= len(generated) <= 6 and set(generated) <= set(WORDS) | {"<unk>"}
+
+
+def _train(corpus, out, *extra):
+    return main(["train", "lm", "--data", str(corpus), "--out", str(out), "--hidden-size", "16",
+                 "--embedding-size", "8", "--layers", "1", "--max-steps", "4", "--eval-every", "4",
+                 "--batch-size", "4", "--bptt", "8", *extra])
+
+
+def test_bpe_model_trains_evaluates_in_bits_per_char_and_generates_words(corpus, tmp_path, capsys):
+    out = tmp_path / "bpe"
+    assert main(["train", "lm", "--data", str(corpus), "--out", str(out), "--tokens", "bpe", "--vocab-size", "60",
+                 "--hidden-size", "32", "--embedding-size", "16", "--layers", "1", "--max-steps", "40",
+                 "--eval-every", "40", "--batch-size", "8", "--bptt", "12", "--lr", "0.01"]) == 0
+    assert len(rnnkit.load(out).vocab) == 60
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out), "--data", str(corpus), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    chars_per_token = result["loss"] / 0.6931471805599453 / result["bits_per_char"]
+    assert 1.5 < chars_per_token < 6                                    # subwords of a few characters
+    assert main(["generate", "--checkpoint", str(out), "--prompt", "the cat", "--length", "20", "--seed", "0"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("the cat") and "  " not in text and "\u2581" not in text
+
+
+def test_regulariser_flags_reach_the_model_and_bad_values_are_one_line(corpus, tmp_path, capsys):
+    out = tmp_path / "reg"
+    assert _train(corpus, out, "--input-dropout", "0.2", "--embedding-dropout", "0.1", "--init-range", "0.05",
+                  "--random-length") == 0
+    model = rnnkit.load(out).config["task"]["model"]
+    assert (model["input_dropout"], model["embedding_dropout"], model["init_range"]) == (0.2, 0.1, 0.05)
+    for flag, value, field in [("--input-dropout", "1.5", "input_dropout"),
+                               ("--embedding-dropout", "-0.1", "embedding_dropout"),
+                               ("--init-range", "0", "init_range")]:
+        assert _train(corpus, tmp_path / "bad", flag, value) == 1
+        err = capsys.readouterr().err
+        assert field in err and err.count("\n") == 1
+        assert not (tmp_path / "bad").exists()                           # refused before reading the text
+
+
+def test_optimizer_schedule_and_clip_flags_reach_the_trainer(corpus, tmp_path, capsys):
+    out = tmp_path / "sgd"
+    assert _train(corpus, out, "--optimizer", "sgd", "--lr", "1", "--schedule", "plateau", "--clip", "0") == 0
+    train = rnnkit.load(out).config["train"]
+    assert (train["optimizer"], train["schedule"], train["clip_grad_norm"]) == ("sgd", "plateau", None)
+    assert _train(corpus, tmp_path / "bad", "--clip", "-1") == 1
+    assert "clip_grad_norm" in capsys.readouterr().err
+    assert main(["train", "lm", "--data", str(corpus), "--out", str(tmp_path / "bad"), "--max-epochs", "1",
+                 "--schedule", "cosine"]) == 1
+    assert "cosine" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        _train(corpus, tmp_path / "bad", "--optimizer", "adam")
+    assert exit_info.value.code == 2 and "--optimizer" in capsys.readouterr().err
+    assert _train(corpus, tmp_path / "bad", "--vocab-size", "100") == 1                # characters: every one
+    assert "vocab_size" in capsys.readouterr().err

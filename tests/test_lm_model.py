@@ -26,6 +26,14 @@ def test_tied_weights_are_one_tensor_and_last_layer_matches_embedding():
     assert model.layers[-1].hidden_size == 6
 
 
+def test_init_range_bounds_every_parameter():
+    model = LanguageModel(LMConfig(vocab_size=11, embedding_size=6, hidden_size=8, init_range=0.05))
+    for name, parameter in model.named_parameters():
+        assert parameter.abs().max() <= 0.05 and parameter.std() > 0.01, name
+    with pytest.raises(ValueError, match="init_range"):
+        LMConfig(vocab_size=11, init_range=0.0)
+
+
 def test_locked_dropout_uses_one_mask_over_time():
     from rnnkit.nn import locked_dropout
     torch.manual_seed(0)
@@ -106,3 +114,22 @@ def test_lm_task_trains_resumes_exactly_and_reloads(tmp_path):
     assert len(text) == 20 and set(text) <= set(trained.vocab.tokens)
     with pytest.raises(ValueError, match="not in the vocabulary"):
         list(trained.generate("THE", 5))
+
+
+def test_bpe_model_trains_reloads_and_streams_whole_words(tmp_path):
+    from rnnkit.tasks.lm import LanguageModelTask, load
+    from rnnkit.train import TrainConfig, Trainer
+    torch.manual_seed(0)
+    text = "the quick brown fox jumps over the lazy dog\n" * 40
+    vocab = Vocabulary.build([text], "bpe", max_size=40)                   # some words in pieces
+    assert len(vocab) == 40
+    batches = StreamBatches(vocab.encode(text), 4, 12)
+    model = LanguageModel(LMConfig(vocab_size=len(vocab), embedding_size=16, hidden_size=32, num_layers=1))
+    config = TrainConfig(lr=0.03, max_steps=60, eval_every=60, clip_grad_norm=1.0, progress=False)
+    Trainer(LanguageModelTask(model, vocab), config, tmp_path).fit(batches, lambda: batches(0))
+    trained = load(tmp_path)
+    assert trained.vocab.kind == "bpe" and trained.vocab.tokens == vocab.tokens
+    pieces = list(trained.generate("the quick", 16, temperature=0))
+    ids = list(trained.model.generate(vocab.encode("the quick"), 16, temperature=0))
+    assert "".join(pieces) == vocab.decode(ids, "k")                     # streamed = decoded at once
+    assert len(pieces) == 16 and "".join(pieces).startswith(" brown fox jumps")

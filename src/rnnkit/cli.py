@@ -135,83 +135,258 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_train(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a model for a task (lm)",
+    p = subparsers.add_parser("train", help="train a model for a task (lm, classify)",
                               description="Train a model for a task; checkpoints and log.csv go to --out.")
     tasks = p.add_subparsers(title="tasks", dest="task", metavar="TASK")
     p.set_defaults(func=None, parser=p, missing=("task", tasks))
-    lm = tasks.add_parser("lm", help="a character or word language model on a UTF-8 text file",
+    lm = tasks.add_parser("lm", help="a character, word or subword (BPE) language model on a UTF-8 text file",
                           description="Train a language model (embedding -> rnnkit RNN/LSTM/GRU -> decoder) "
                                       "with truncated BPTT on any UTF-8 text file.")
-    lm.add_argument("--data", required=True, help="training text file")
-    lm.add_argument("--out", required=True, help="run directory for checkpoints and log.csv")
-    lm.add_argument("--valid", help="validation text file (default: the last 10%% of --data)")
-    lm.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (default: off)")
-    lm.add_argument("--tokens", choices=("char", "word"), default="char", help="tokens (default: %(default)s)")
+    _add_run_arguments(lm, data="training text file", valid="validation text file (default: the last 10%% of --data)")
+    lm.add_argument("--tokens", choices=("char", "word", "bpe"), default="char",
+                    help="characters, words, or byte-pair-encoded subwords (default: %(default)s)")
+    lm.add_argument("--vocab-size", type=_positive_int, default=None,
+                    help="bpe: vocabulary size; word: most words kept, the rest become <unk> "
+                         "(default: 8000 for bpe, every word)")
     lm.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
     lm.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (default: %(default)s)")
     lm.add_argument("--embedding-size", type=_positive_int, default=256, help="embedding size (default: %(default)s)")
     lm.add_argument("--hidden-size", type=_positive_int, default=512, help="hidden size (default: %(default)s)")
     lm.add_argument("--layers", type=_positive_int, default=2, help="recurrent layers (default: %(default)s)")
     lm.add_argument("--dropout", type=float, default=0.0, help="locked dropout between layers (default: %(default)s)")
+    lm.add_argument("--input-dropout", type=float, default=0.0,
+                    help="locked dropout on the embeddings (default: %(default)s)")
+    lm.add_argument("--embedding-dropout", type=float, default=0.0,
+                    help="drop whole words' embeddings (default: %(default)s)")
     lm.add_argument("--weight-drop", type=float, default=0.0, help="DropConnect on W_hh (default: %(default)s)")
     lm.add_argument("--tie-weights", action="store_true", help="share the embedding and decoder weights (default: off)")
+    lm.add_argument("--init-range", type=float, default=None,
+                    help="initialise every weight uniformly in [-R, R], e.g. 0.1 (default: each layer's own)")
     lm.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (default: %(default)s)")
     lm.add_argument("--bptt", type=_positive_int, default=64, help="truncated-BPTT window (default: %(default)s)")
-    lm.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default: %(default)s)")
-    lm.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many steps (default: none; with no limit, one epoch)")
-    lm.add_argument("--max-epochs", type=_positive_int, default=None, help="stop after this many passes over the text (default: none)")
-    lm.add_argument("--max-time", type=float, default=None, help="stop after this many seconds (default: none)")
-    lm.add_argument("--eval-every", type=_positive_int, default=200, help="steps between evaluations (default: %(default)s)")
-    lm.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast (default: off)")
-    lm.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    lm.add_argument("--random-length", action="store_true",
+                    help="AWD-LSTM's random window lengths around --bptt (default: off)")
+    lm.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="optimizer (default: %(default)s)")
+    lm.add_argument("--schedule", choices=("constant", "cosine", "plateau", "epoch_decay"), default=None,
+                    help="learning-rate schedule; plateau halves it after an evaluation without improvement, "
+                         "epoch_decay halves it every epoch after the 4th (default: cosine with --max-steps, "
+                         "else constant)")
+    lm.add_argument("--clip", type=float, default=1.0,
+                    help="clip the gradient norm to this value; 0 turns clipping off (default: %(default)s)")
+    _add_training_options(lm, lr=3e-3, eval_every=200, epochs=1)
     lm.set_defaults(func=_cmd_train_lm)
+    _add_train_classify(tasks)
 
 
-def _cmd_train_lm(args: argparse.Namespace) -> int:
-    from .tasks.lm_files import LMData, train_lm
+def _add_training_options(p, *, lr: float, eval_every: int, epochs: int) -> None:
+    """The engine's flags, shared by every ``train`` task (read back by ``_train_config``)."""
+    p.add_argument("--lr", type=float, default=lr, help="AdamW learning rate (default: %(default)s)")
+    p.add_argument("--max-steps", type=_positive_int, default=None,
+                   help=f"stop after this many steps (default: none; with no limit, {epochs} epoch(s))")
+    p.add_argument("--max-epochs", type=_positive_int, default=None, help="stop after this many passes over the data (default: none)")
+    p.add_argument("--max-time", type=float, default=None, help="stop after this many seconds (default: none)")
+    p.add_argument("--eval-every", type=_positive_int, default=eval_every, help="steps between evaluations (default: %(default)s)")
+    p.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast (default: off)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.set_defaults(default_epochs=epochs)
+
+
+def _train_config(args: argparse.Namespace):
+    """The ``TrainConfig`` of ``_add_training_options``' flags: AdamW, warm-up, cosine decay with
+    --max-steps, gradient clipping at 1."""
     from .train import TrainConfig
 
     if args.max_steps is None and args.max_epochs is None and args.max_time is None:
-        args.max_epochs = 1
-    train = TrainConfig(lr=args.lr, schedule="cosine" if args.max_steps else "constant",
-                        warmup_steps=min(100, (args.max_steps or 1000) // 10), clip_grad_norm=1.0, bf16=args.bf16,
-                        max_steps=args.max_steps, max_epochs=args.max_epochs, max_time=args.max_time,
-                        eval_every=args.eval_every, seed=args.seed)
+        args.max_epochs = args.default_epochs
+    return TrainConfig(lr=args.lr, schedule="cosine" if args.max_steps else "constant",
+                       warmup_steps=min(100, (args.max_steps or 1000) // 10), clip_grad_norm=1.0, bf16=args.bf16,
+                       max_steps=args.max_steps, max_epochs=args.max_epochs, max_time=args.max_time,
+                       eval_every=args.eval_every, seed=args.seed)
+
+
+def _cmd_train_lm(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .tasks.lm_files import LMData, train_lm
+
+    train = replace(_train_config(args), optimizer=args.optimizer, clip_grad_norm=args.clip or None,
+                    **({"schedule": args.schedule} if args.schedule else {}))
     model = dict(cell=args.cell, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
-                 num_layers=args.layers, dropout=args.dropout, weight_drop=args.weight_drop,
-                 tie_weights=args.tie_weights)
+                 num_layers=args.layers, dropout=args.dropout, input_dropout=args.input_dropout,
+                 embedding_dropout=args.embedding_dropout, weight_drop=args.weight_drop,
+                 tie_weights=args.tie_weights, init_range=args.init_range)
     result = train_lm(args.data, args.out, valid=args.valid, model=model, resume=args.resume, train=train,
-                      text=LMData(tokens=args.tokens, encoding=args.encoding, batch_size=args.batch_size,
-                                  bptt=args.bptt))
-    print(f"stopped ({result.stopped_because}) after {result.steps} steps; validation loss "
-          f"{result.metrics.get('loss', float('nan')):.4f}; checkpoint {result.checkpoint}")
+                      text=LMData(tokens=args.tokens, vocab_size=args.vocab_size, encoding=args.encoding,
+                                  batch_size=args.batch_size, bptt=args.bptt, random_length=args.random_length))
+    _print_training_result(result)
+    return EXIT_OK
+
+
+def _add_run_arguments(parser, *, data: str, valid: str) -> None:
+    """The arguments every ``train`` task has: its data, validation data, run directory and --resume."""
+    parser.add_argument("--data", required=True, help=data)
+    parser.add_argument("--out", required=True, help="run directory for checkpoints and log.csv")
+    parser.add_argument("--valid", help=valid)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint (default: off)")
+
+
+def _print_training_result(result) -> None:
+    metrics = "  ".join(f"validation {key} {value:.4f}" for key, value in result.metrics.items())
+    print(f"stopped ({result.stopped_because}) after {result.steps} steps; {metrics}; checkpoint {result.checkpoint}")
+
+
+def _add_train_classify(tasks) -> None:
+    p = tasks.add_parser(
+        "classify", help="a sequence classifier on labelled texts (CSV/TSV/JSONL/SST) or numeric sequences",
+        description="Train a classifier (embedding or features -> bidirectional rnnkit RNN/LSTM/GRU -> pooling -> "
+                    "classes). --data digits trains on scikit-learn's 8x8 digits read row by row.")
+    _add_run_arguments(p, data="training file, or 'digits' for the built-in digits",
+                       valid="validation file (default: 10%% of --data held out with a fixed seed)")
+    p.add_argument("--format", choices=("csv", "tsv", "jsonl", "sst"), default=None,
+                   help="file format (default: from the suffix, else SST 'LABEL SENTENCE' lines)")
+    p.add_argument("--text-col", default=None, help="text column name or 0-based number (default: 'text', or 0)")
+    p.add_argument("--label-col", default=None, help="label column name or 0-based number (default: 'label', or 1)")
+    p.add_argument("--no-header", action="store_true", help="CSV/TSV files have no header row (default: off)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
+    p.add_argument("--multi-label", action="store_true", help="several labels per example (default: off)")
+    p.add_argument("--label-sep", default=",", help="separator of multiple labels (default: %(default)r)")
+    p.add_argument("--sequences", action="store_true",
+                   help="the files hold numeric sequences (long CSV id,t,features...,label or .npz) (default: off)")
+    p.add_argument("--tokens", choices=("word", "char", "bpe"), default="word",
+                   help="tokens (default: %(default)s; with --init-from, the language model's)")
+    p.add_argument("--no-lowercase", action="store_true", help="keep the case of the text (default: lowercase)")
+    p.add_argument("--min-freq", type=_positive_int, default=1, help="rarer tokens become <unk> (default: %(default)s)")
+    p.add_argument("--max-vocab", type=_positive_int, default=None, help="at most this many token ids (default: all)")
+    p.add_argument("--bpe-vocab-size", type=_positive_int, default=8000, help="BPE vocabulary size (default: %(default)s)")
+    p.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (default: %(default)s)")
+    p.add_argument("--embedding-size", type=_positive_int, default=128, help="embedding size (default: %(default)s)")
+    p.add_argument("--hidden-size", type=_positive_int, default=128, help="hidden size per direction (default: %(default)s)")
+    p.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers (default: %(default)s)")
+    p.add_argument("--unidirectional", action="store_true", help="forward direction only (default: bidirectional)")
+    p.add_argument("--pooling", default="max+mean+last",
+                   help="last, max, mean, attention or a '+' concatenation (default: %(default)s)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout on embeddings, between layers and before "
+                                                              "the classifier (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="examples per batch (default: %(default)s)")
+    p.add_argument("--class-weights", choices=("balanced",), default=None,
+                   help="weight the loss by inverse class frequency (default: unweighted)")
+    p.add_argument("--init-from", metavar="LMDIR", default=None,
+                   help="initialise from a language-model run (its vocabulary, embedding and layers; ULMFiT's "
+                        "discriminative lrs and gradual unfreezing) (default: random initialisation)")
+    _add_training_options(p, lr=3e-3, eval_every=100, epochs=10)
+    p.set_defaults(func=_cmd_train_classify)
+
+
+def _cmd_train_classify(args: argparse.Namespace) -> int:
+    from .tasks.classify_files import ClassifyData, fit
+
+    train = _train_config(args)
+    data = ClassifyData(fmt=args.format, text_col=args.text_col, label_col=args.label_col,
+                        header=False if args.no_header else None, encoding=args.encoding,
+                        multi_label=args.multi_label, label_sep=args.label_sep, sequences=args.sequences,
+                        tokens=args.tokens, lowercase=not args.no_lowercase, min_freq=args.min_freq,
+                        max_vocab=args.max_vocab, bpe_vocab_size=args.bpe_vocab_size, batch_size=args.batch_size)
+    model = dict(pooling=args.pooling, dropout=args.dropout, bidirectional=not args.unidirectional)
+    if args.init_from is None:
+        model.update(cell=args.cell, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+                     num_layers=args.layers)
+    result = fit(args.data, args.out, valid=args.valid, data=data, model=model, class_weights=args.class_weights,
+                 init_from=args.init_from, train=train, resume=args.resume)
+    _print_training_result(result)
     return EXIT_OK
 
 
 def _add_evaluate(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="loss, perplexity and bits per character of a checkpoint on a file")
-    p.add_argument("--checkpoint", required=True, help="a run directory (--out of training) or checkpoint directory")
-    p.add_argument("--data", required=True, help="text file to evaluate on")
-    p.add_argument("--encoding", default="utf-8", help="text encoding (default: %(default)s)")
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on a file: a language model's loss and "
+                                               "perplexity, a classifier's accuracy, F1 and confusion matrix")
+    p.add_argument("--checkpoint", required=True, help="a run directory (--out of training: its latest checkpoint), RUN/BEST (its best) or a checkpoint directory")
+    p.add_argument("--data", required=True, help="file to evaluate on ('digits': a digits classifier's held-out part)")
+    p.add_argument("--encoding", default=None, help="text encoding (default: utf-8, or the classifier's training one)")
+    p.add_argument("--text-col", default=None, help="classifier: text column (default: as in training)")
+    p.add_argument("--label-col", default=None, help="classifier: label column (default: as in training)")
+    p.add_argument("--format", choices=("csv", "tsv", "jsonl", "sst"), default=None,
+                   help="classifier: file format (default: as in training)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a line (default: off)")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .tasks.lm_files import evaluate_lm
+    from .train import find_checkpoint
 
-    result = evaluate_lm(args.checkpoint, args.data, encoding=args.encoding)
+    if find_checkpoint(args.checkpoint).config.get("task", {}).get("task") == "classify":
+        from .tasks.classify_files import evaluate
+
+        result = evaluate(args.checkpoint, args.data, text_col=args.text_col, label_col=args.label_col,
+                          fmt=args.format, encoding=args.encoding)
+        summary = {key: result[key] for key in ("accuracy", "macro_f1", "examples")}
+    else:
+        from .tasks.lm_files import evaluate_lm
+
+        result = summary = evaluate_lm(args.checkpoint, args.data, encoding=args.encoding or "utf-8")
     if args.json:
         print(json.dumps(result))
-    else:
-        print("  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
-                        for key, value in result.items()))
+        return EXIT_OK
+    print("  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                    for key, value in summary.items()))
+    for name, scores in result.get("per_class", {}).items():
+        print(f"  {name}: " + "  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                                        for key, value in scores.items()))
+    return EXIT_OK
+
+
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="labels and probabilities of texts from a classifier",
+                              description="Classify texts given as arguments or one per line of --input.")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--checkpoint", required=True, help="a classifier's run directory, RUN/BEST (its best checkpoint) or a checkpoint directory")
+    p.add_argument("--input", help="file with one text per line, blank lines skipped (default: the TEXT arguments)")
+    p.add_argument("--encoding", default="utf-8", help="encoding of --input (default: %(default)s)")
+    p.add_argument("--output", help="write JSON lines {text, label, probabilities} here (default: stdout, one line each)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --output (default: refuse)")
+    p.add_argument("--explain", action="store_true",
+                   help="also show each token's importance: attention weights, or gradient x embedding (default: off)")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if bool(args.texts) == bool(args.input):
+        raise UsageError("give texts to classify or --input FILE (one of them)")
+    output = check_output_path(args.output, "--output") if args.output else None
+    if output and os.path.exists(output) and not args.force:
+        raise UsageError(f"--output {output} exists; pass --force to overwrite it")
+    from .data.text import read_chunks
+    from .tasks.classify_files import load
+
+    texts = args.texts or [line.strip() for line in "".join(read_chunks(args.input, args.encoding)).splitlines()
+                           if line.strip()]
+    classifier = load(args.checkpoint)
+    rows = []
+    for text, prediction in zip(texts, classifier.predict(texts)):
+        row = {"text": text, "label": prediction.label, "probabilities": prediction.probabilities}
+        if args.explain:
+            explanation = classifier.explain(text)
+            row["explanation"] = {"method": explanation.method,
+                                  "tokens": [[t, s] for t, s in zip(explanation.tokens, explanation.scores)]}
+        rows.append(row)
+    if output:
+        from .files import write_text_atomic
+
+        write_text_atomic(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        print(f"wrote {len(rows)} predictions to {output}")
+        return EXIT_OK
+    for row in rows:
+        label = row["label"] if isinstance(row["label"], str) else ",".join(row["label"])
+        top = max(row["probabilities"].values())
+        print(f"{label}\t{top:.4f}\t{row['text']}")
+        if args.explain:
+            print("\t" + " ".join(f"{t}:{s:.3f}" for t, s in row["explanation"]["tokens"]))
     return EXIT_OK
 
 
 def _add_generate(subparsers) -> None:
     p = subparsers.add_parser("generate", help="stream text sampled from a language model")
-    p.add_argument("--checkpoint", required=True, help="a run directory or checkpoint directory")
+    p.add_argument("--checkpoint", required=True, help="a run directory, RUN/BEST (its best checkpoint) or a checkpoint directory")
     p.add_argument("--prompt", required=True, help="text to continue")
     p.add_argument("--length", type=_non_negative_int, default=200, help="tokens to generate (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature, 0 is greedy (default: %(default)s)")
@@ -337,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_generate(subparsers)
+    _add_predict(subparsers)
     _add_bench(subparsers)
     # Later: _add_train, _add_evaluate, _add_generate, _add_predict.
     return parser

@@ -26,6 +26,8 @@ class LMConfig:
         dropout: locked dropout on layer outputs (between layers and before the decoder).
         input_dropout: locked dropout on the embeddings. embedding_dropout: drop whole words.
         weight_drop: DropConnect on each layer's ``W_hh``. tie_weights: decoder weight = embedding.
+        init_range: initialise every parameter uniformly in [-init_range, init_range] (Zaremba et al.
+            use 0.1); None keeps each layer's default initialisation.
     """
 
     vocab_size: int
@@ -38,6 +40,7 @@ class LMConfig:
     embedding_dropout: float = 0.0
     weight_drop: float = 0.0
     tie_weights: bool = False
+    init_range: Optional[float] = None
 
     def __post_init__(self):
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
@@ -48,6 +51,8 @@ class LMConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if self.init_range is not None and not self.init_range > 0:
+            raise ValueError(f"init_range must be > 0 or None, got {self.init_range!r}")
 
 
 def embedding_dropout(embedding: nn.Embedding, tokens: Tensor, p: float, training: bool) -> Tensor:
@@ -79,6 +84,9 @@ class LanguageModel(nn.Module):
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if config.init_range is not None:
+            for parameter in self.parameters():
+                nn.init.uniform_(parameter, -config.init_range, config.init_range)
 
     def forward(self, tokens: Tensor, state: Optional[List] = None):
         config = self.config
@@ -208,7 +216,8 @@ class TrainedLanguageModel:
 
     def generate(self, prompt: str, length: int, *, temperature: float = 1.0, top_k: Optional[int] = None,
                  top_p: Optional[float] = None, seed: Optional[int] = None) -> Iterator[str]:
-        """Text after ``prompt``, one token at a time: characters, or words each preceded by a space.
+        """Text after ``prompt``, one token at a time: a character, a word or a subword piece, with the
+        space before it where one belongs (joined, the pieces read as ``vocab.decode`` of all the ids).
 
         Raises ValueError for a prompt the vocabulary cannot encode or bad sampling arguments.
         """
@@ -217,22 +226,16 @@ class TrainedLanguageModel:
         previous = prompt[-1:]
         for token in self.model.generate(ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
                                          generator=generator):
-            text = self.vocab.decode([token])
-            if self.vocab.kind == "word" and text != "\n" and previous not in ("", "\n", " "):
-                text = " " + text                      # words are separated from what came before
-            previous = text[-1:]
+            text = self.vocab.decode([token], previous)
+            previous = (previous + text)[-1:]
             yield text
 
 
 def load(path) -> TrainedLanguageModel:
     """Rebuild the language model saved in ``path`` (a run directory or a checkpoint directory)."""
     from rnnkit.data import Vocabulary
-    from rnnkit.train import CheckpointError, find_checkpoint
+    from rnnkit.train.checkpoint import load_task_model
 
-    checkpoint = find_checkpoint(path)
-    task = checkpoint.config.get("task", {})
-    if task.get("task") != "lm":
-        raise CheckpointError(f"{checkpoint.path} is not a language-model checkpoint")
-    model = LanguageModel(LMConfig(**task["model"]))
-    checkpoint.load_weights(model)
+    model, task, checkpoint = load_task_model(path, "lm", "a language-model",
+                                              lambda task: LanguageModel(LMConfig(**task["model"])))
     return TrainedLanguageModel(model, Vocabulary.from_dict(task["vocab"]), checkpoint.config)

@@ -22,9 +22,15 @@ from .lm import LanguageModel, LanguageModelTask, LMConfig, load
 
 @dataclass
 class LMData:
-    """How text becomes batches. ``valid_fraction``: held out from the end when there is no valid file."""
+    """How text becomes batches.
+
+    ``tokens``: "char", "word" or "bpe". ``vocab_size``: the BPE vocabulary size (default 8000), or the
+    most word tokens kept (default all); not for characters. ``valid_fraction``: held out from the end
+    when there is no valid file.
+    """
 
     tokens: str = "char"
+    vocab_size: Optional[int] = None
     encoding: str = "utf-8"
     batch_size: int = 32
     bptt: int = 64
@@ -42,15 +48,19 @@ def train_lm(data: Path, out: Path, *, valid: Optional[Path] = None, model: Opti
         resume: continue the run in ``out`` (same data, vocabulary and model).
     """
     out = Path(out)
+    LMConfig(vocab_size=1, **(model or {}))                     # bad model options fail before any text is read
     if not resume:
         _refuse_used(out)
     chunks = lambda path: read_chunks(path, text.encoding)                        # noqa: E731
     sources = [data] + ([valid] if valid is not None else [])
+    if text.vocab_size is not None and text.tokens == "char":
+        raise ValueError("vocab_size (--vocab-size) is for word and bpe tokens: a character vocabulary holds "
+                         "every character of the text")
     if resume:
         vocab = Vocabulary.from_dict(find_checkpoint(out).config["task"]["vocab"])
     else:
         vocab = Vocabulary.build((c for p in sources for c in chunks(p)) if text.tokens == "char" else chunks(data),
-                                 text.tokens)
+                                 text.tokens, max_size=text.vocab_size)
     cache = out / "tokens"                        # made only once the text has been read and checked
     cache.mkdir(parents=True, exist_ok=True)
     ids = tokenize_file(data, vocab, cache / "train.bin", text.encoding)
@@ -71,12 +81,14 @@ def train_lm(data: Path, out: Path, *, valid: Optional[Path] = None, model: Opti
 
 def evaluate_lm(checkpoint: Path, data: Path, *, encoding: str = "utf-8", bptt: int = 256,
                 batch_size: int = 8) -> dict:
-    """Loss (nats per token), perplexity and, for characters, bits per character of a text file.
+    """Loss (nats per token), perplexity and, for character and BPE models, bits per character of a text file.
 
-    Returns a dict with ``loss``, ``perplexity``, ``tokens`` and (char models) ``bits_per_char``.
+    Returns a dict with ``loss``, ``perplexity``, ``tokens`` and (char, bpe) ``bits_per_char``: the
+    summed loss over the characters the predicted tokens stand for (``Vocabulary.count_chars``), in
+    bits, which compares subword models with character models.
     """
     trained = load(checkpoint)
-    total, count, state = 0.0, 0, None
+    total, count, chars, state = 0.0, 0, 0, None
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         ids = tokenize_file(data, trained.vocab, Path(tmp) / "eval.bin", encoding)    # memory-mapped
         streams = max(1, min(batch_size, len(ids) // 2))
@@ -85,10 +97,12 @@ def evaluate_lm(checkpoint: Path, data: Path, *, encoding: str = "utf-8", bptt: 
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
                                      reduction="sum").item()
             count += y.numel()
+            counted = trained.vocab.count_chars(x.numpy(), y.numpy())            # None for words
+            chars = None if counted is None else chars + counted
     loss = total / count
     result = {"loss": loss, "perplexity": math.exp(loss), "tokens": count}
-    if trained.vocab.kind == "char":
-        result["bits_per_char"] = loss / math.log(2)
+    if chars:
+        result["bits_per_char"] = total / chars / math.log(2)
     return result
 
 
