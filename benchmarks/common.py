@@ -1,8 +1,38 @@
-"""What the scripts in benchmarks/ share: the layer-shape command line."""
+"""What the scripts in benchmarks/ share: the layer-shape command line, where the data sets are,
+and how a result is written."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
+
+from rnnkit.bench.layers import environment_summary
+
+# The research data sets live beside the repository, never inside it (their licences are research-only).
+DATA_ROOT = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def data_dir(name: str, given) -> Path:
+    """The directory of data set ``name``: ``given`` (a --data-dir flag) or ``DATA_ROOT/name``.
+
+    Exits with one line naming the flag if the directory does not exist."""
+    path = Path(given) if given else DATA_ROOT / name
+    if not path.is_dir():
+        raise SystemExit(f"error: data directory {path} does not exist; pass --data-dir (or set RNNKIT_DATA)")
+    return path
+
+
+def write_result(path, result: dict) -> None:
+    """Print ``result`` as JSON and, if ``path`` is given, write it there (with the machine's description)."""
+    result = dict(result, environment=environment_summary())
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(path)
 
 
 def shape_parser(description: str, repeats: int) -> argparse.ArgumentParser:

@@ -1,0 +1,73 @@
+"""Penn Treebank word-level language modelling: the configurations of Zaremba et al. (2014).
+
+    python benchmarks/ptb.py --config small [--data-dir DIR] [--out runs/ptb-small] [--json result.json]
+
+``small``: 2 x 200 LSTM, no dropout, unrolled 20 steps, batch 20, 13 epochs, every parameter
+initialised in [-0.1, 0.1], SGD at learning rate 1 halved every epoch after the fourth, gradient
+norm clipped at 5 (paper: 120.7 valid / 114.5 test perplexity).
+
+Zaremba's code sums the per-step losses over the 20 unrolled steps (each averaged over the batch)
+before clipping; rnnkit's loss is the mean over all T x B tokens, i.e. 1/20 of that. SGD with
+lr 20 and clipping at 0.25 on the mean is exactly lr 1 and clipping at 5 on the sum, since
+``clip(20 g, 5) = 20 clip(g, 0.25)``.
+
+Prints (and with --json writes) the validation and test perplexity of the final model and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+from common import data_dir, write_result
+
+from rnnkit.data import StreamBatches
+from rnnkit.tasks.lm_files import LMData, evaluate_lm, train_lm
+from rnnkit.train import TrainConfig
+
+TRAIN_TOKENS = 929_589                       # ptb.train.txt with one <eos> per line (its SOURCE.md)
+
+CONFIGS = {
+    "small": dict(
+        model=dict(cell="lstm", embedding_size=200, hidden_size=200, num_layers=2, init_range=0.1),
+        text=LMData(tokens="word", batch_size=20, bptt=20),
+        train=dict(optimizer="sgd", lr=20.0, clip_grad_norm=0.25, schedule="epoch_decay", decay_after_epochs=4,
+                   decay_factor=2.0, max_epochs=13),
+        paper={"valid_perplexity": 120.7, "test_perplexity": 114.5}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
+    parser.add_argument("--data-dir", help="directory holding ptb.{train,valid,test}.txt (default: ../shared/data/ptb)")
+    parser.add_argument("--out", help="run directory (default: runs/ptb-CONFIG)")
+    parser.add_argument("--json", help="also write the result to this file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
+    args = parser.parse_args()
+    data = data_dir("ptb", args.data_dir)
+    recipe = CONFIGS[args.config]
+    text: LMData = recipe["text"]
+    steps_per_epoch = len(StreamBatches(range(TRAIN_TOKENS), text.batch_size, text.bptt).windows(0))
+    train = dict(recipe["train"], seed=args.seed, eval_every=steps_per_epoch, log_every=200)
+    out = Path(args.out or f"runs/ptb-{args.config}")
+    result = train_lm(data / "ptb.train.txt", out, valid=data / "ptb.valid.txt", model=recipe["model"], text=text,
+                      train=TrainConfig(**train), resume=args.resume)
+    valid = evaluate_lm(out, data / "ptb.valid.txt")
+    test = evaluate_lm(out, data / "ptb.test.txt")
+    with open(out / "log.csv") as handle:
+        curve = [(int(row["epoch"]), float(row["elapsed_seconds"]), round(math.exp(float(row["loss"])), 2))
+                 for row in csv.DictReader(handle)]
+    write_result(args.json, {
+        "benchmark": f"ptb-{args.config}", "model": recipe["model"], "train": train,
+        "steps": result.steps, "epochs": result.epochs, "stopped_because": result.stopped_because,
+        "train_seconds": curve[-1][1],                      # wall clock, summed over resumes
+        "valid_perplexity": round(valid["perplexity"], 2), "test_perplexity": round(test["perplexity"], 2),
+        "paper": recipe["paper"], "valid_curve_epoch_seconds_perplexity": curve})
+
+
+if __name__ == "__main__":
+    main()
