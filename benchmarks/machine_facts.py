@@ -3,7 +3,7 @@
     python benchmarks/machine_facts.py
 
 Prints: the CPU; GEMM of one LSTM step (64x512 @ 512x2048) through torch (MKL) and numpy
-(OpenBLAS); 100 LSTM forward steps with the GEMM through each (numpy's thread pool next to
+(OpenBLAS), and in float32 against bfloat16; 100 LSTM forward steps with the GEMM through each (numpy's thread pool next to
 torch's); a 4 MB matrix-vector product through MKL and rnnkit's C++ ``small_linear``; reading
 8 MB; the fused LSTM gate arithmetic of one step against PyTorch ops.
 """
@@ -44,6 +44,9 @@ def main() -> None:
     # Each library on its own (interleaving them is the contention measured next).
     show("GEMM 64x512 @ 512x2048, alone", [Candidate("torch/MKL", lambda: torch.mm(h, w.t(), out=out))])
     show("GEMM 64x512 @ 512x2048, alone", [Candidate("numpy/OpenBLAS", lambda: np.matmul(hn, wn.T, out=on))])
+    hb, wb = h.bfloat16(), w.bfloat16()
+    show("GEMM 64x512 @ 512x2048, float32 vs bfloat16 (torch)", [Candidate("float32", lambda: torch.mm(h, w.t())),
+                                                                 Candidate("bfloat16", lambda: torch.mm(hb, wb.t()))])
 
     T = 100
     gx, states, cs = torch.randn(T, B, 4 * H), torch.zeros(T + 1, B, H), torch.zeros(T + 1, B, H)

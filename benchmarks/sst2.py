@@ -5,12 +5,13 @@
 
 The recipe, from scratch (no pretrained vectors): words of the lower-cased, tokenised sentences
 (those seen once in training become ``<unk>``, so ``<unk>`` is learnt for unseen test words), a
-128-wide embedding, one bidirectional LSTM layer of 2 x 128, max and mean pooling over the real
+300-wide embedding, one bidirectional LSTM layer of 2 x 256, max and mean pooling over the real
 steps, dropout 0.6 on the embeddings and the pooled features, AdamW (lr 2e-3, weight decay 0.1,
 cosine decay to 0 over 10 epochs), gradient norm clipped at 5, batches of 32 sentences of similar
-length. Small and heavily regularised because 6,920 sentences are overfitted quickly: at a constant
-lr the dev loss rises after 3-6 epochs. With the decay, dev accuracy levels off after about 5 epochs
-and stays there.
+length. Heavily regularised because 6,920 sentences are overfitted quickly: at a constant lr the
+dev loss rises after 3-6 epochs. With the decay, dev accuracy levels off after about 5 epochs and
+stays there. Chosen on mean dev accuracy: this shape 80.7 (two seeds), a 128-wide embedding with
+a 2 x 128 LSTM 79.6 (five seeds), the same with a GRU 80.2 (two seeds).
 
 Model selection on dev: validation after every epoch; the checkpoint of the best dev accuracy (the
 run's ``BEST``) is evaluated on test.
@@ -43,7 +44,7 @@ from rnnkit.tasks.lm_files import LMData, train_lm
 from rnnkit.train import TrainConfig, find_checkpoint
 
 DATA = ClassifyData(fmt="sst", tokens="word", min_freq=2, batch_size=32)
-SHAPE = dict(cell="lstm", embedding_size=128, hidden_size=128, num_layers=1)      # fixed by the LM with --pretrain-lm
+SHAPE = dict(cell="lstm", embedding_size=300, hidden_size=256, num_layers=1)      # fixed by the LM with --pretrain-lm
 HEAD = dict(bidirectional=True, pooling="max+mean", dropout=0.6)
 EPOCHS = 10
 TRAIN = dict(optimizer="adamw", lr=2e-3, weight_decay=0.1, clip_grad_norm=5.0, schedule="cosine", max_epochs=EPOCHS,

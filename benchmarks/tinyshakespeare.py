@@ -34,8 +34,8 @@ RECIPES = {
               text=LMData(batch_size=64, bptt=64), lr=6e-3),
     300: dict(model=dict(embedding_size=64, hidden_size=384, num_layers=1),
               text=LMData(batch_size=32, bptt=64), lr=4e-3),
-    1800: dict(model=dict(embedding_size=128, hidden_size=512, num_layers=2, dropout=0.25),
-               text=LMData(batch_size=64, bptt=128), lr=2e-3),
+    1800: dict(model=dict(embedding_size=64, hidden_size=384, num_layers=2, dropout=0.15),
+               text=LMData(batch_size=32, bptt=100), lr=3e-3),
 }
 
 
