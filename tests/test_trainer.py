@@ -203,6 +203,21 @@ def test_clip_grad_norm_bounds_the_update(clip):
     assert norm == pytest.approx(0.5, rel=1e-4) if clip else norm == pytest.approx(6000.0)
 
 
+@pytest.mark.parametrize("native, warns", [(False, True), (True, False), (None, False)])
+def test_bf16_warns_on_a_cpu_without_native_bf16(monkeypatch, native, warns):
+    import warnings
+
+    from rnnkit.train import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer(SumTask(), quiet(bf16=True, max_steps=1))
+        Trainer(SumTask(), quiet(bf16=False, max_steps=1))
+    assert [str(w.message).startswith("bf16=True on a CPU without") for w in caught] == ([True] if warns else [])
+
+
+@pytest.mark.filterwarnings("ignore:bf16=True on a CPU without")
 def test_bf16_trains(tmp_path):
     result = Trainer(SumTask(), quiet(bf16=True, max_steps=6, eval_every=3), tmp_path).fit(
         train_batches, valid_batches)
