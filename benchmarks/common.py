@@ -14,6 +14,16 @@ from rnnkit.bench.layers import environment_summary
 DATA_ROOT = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def fwd_bwd(layer, x):
+    """A closure timing one forward and backward pass of ``layer`` over ``x`` (gradients reset first)."""
+    def run():
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        out, _ = layer(x)
+        out.sum().backward()
+    return run
+
+
 def data_dir(name: str, given) -> Path:
     """The directory of data set ``name``: ``given`` (a --data-dir flag) or ``DATA_ROOT/name``.
 
@@ -22,6 +32,15 @@ def data_dir(name: str, given) -> Path:
     if not path.is_dir():
         raise SystemExit(f"error: data directory {path} does not exist; pass --data-dir (or set RNNKIT_DATA)")
     return path
+
+
+def run(main) -> None:
+    """Run a benchmark's ``main``; bad input (a ValueError: a used --out, an unreadable file) ends in
+    one line and exit status 1 instead of a traceback."""
+    try:
+        main()
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def write_result(path, result: dict) -> None:

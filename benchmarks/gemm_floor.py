@@ -13,7 +13,7 @@ reach; compare it with ``rnnkit bench layers``.
 from __future__ import annotations
 
 import torch
-from common import shape_parser
+from common import fwd_bwd, shape_parser
 
 from rnnkit.bench.timing import Candidate, compare, median_ms
 
@@ -42,15 +42,7 @@ def gemms(T: int, B: int, I: int, H: int, gates: int):
 
 
 def torch_layer(T: int, B: int, I: int, H: int, cell: str):
-    layer = LAYERS[cell](I, H)
-    x = torch.randn(T, B, I, requires_grad=True)
-
-    def run():
-        x.grad = None
-        layer.zero_grad(set_to_none=True)
-        out, _ = layer(x)
-        out.sum().backward()
-    return run
+    return fwd_bwd(LAYERS[cell](I, H), torch.randn(T, B, I, requires_grad=True))
 
 
 def main() -> None:

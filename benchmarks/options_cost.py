@@ -10,7 +10,7 @@ deterministic blend is what runs; weight drop and layer norm in training mode).
 from __future__ import annotations
 
 import torch
-from common import shape_parser
+from common import fwd_bwd, shape_parser
 
 import rnnkit
 from rnnkit.bench.timing import Candidate, compare, median_ms
@@ -29,15 +29,7 @@ def main() -> None:
     layers = {name: rnnkit.nn.LSTM(args.I, args.H, **options) for name, options in OPTIONS.items()}
     layers["zoneout=0.1 (eval)"].eval()
 
-    def fwd_bwd(layer):
-        def run():
-            x.grad = None
-            layer.zero_grad(set_to_none=True)
-            out, _ = layer(x)
-            out.sum().backward()
-        return run
-
-    times = compare([Candidate(name, fwd_bwd(layer)) for name, layer in layers.items()], args.repeats)
+    times = compare([Candidate(name, fwd_bwd(layer, x)) for name, layer in layers.items()], args.repeats)
     base = median_ms(times["plain"])
     print(f"LSTM fwd+bwd, T={args.T} B={args.B} I={args.I} H={args.H}, {torch.get_num_threads()} threads")
     for name, values in times.items():

@@ -21,7 +21,7 @@ import csv
 import math
 from pathlib import Path
 
-from common import data_dir, write_result
+from common import data_dir, run, write_result
 
 from rnnkit.data import StreamBatches
 from rnnkit.tasks.lm_files import LMData, evaluate_lm, train_lm
@@ -70,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import data_dir, write_result
+from common import data_dir, run, write_result
 
 from rnnkit.tasks.lm import LanguageModel, LMConfig
 from rnnkit.tasks.lm_files import LMData, evaluate_lm, train_lm
@@ -90,4 +90,4 @@ def steps_in(seconds: float, recipe: dict) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

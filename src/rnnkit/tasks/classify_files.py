@@ -17,7 +17,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from rnnkit.data.labelled import Labels, TextEncoder, digits_rows, read_labelled, read_sequences
+from rnnkit.data.labelled import PAD, Labels, TextEncoder, digits_rows, read_labelled, read_sequences
+from rnnkit.data.text import UNK
 from rnnkit.train import TrainConfig, Trainer, TrainResult, find_checkpoint
 from rnnkit.train.checkpoint import load_task_model
 
@@ -265,7 +266,7 @@ def _build_input(items: list, data: ClassifyData, reader: dict, lm) -> tuple:
     if lm is not None:                        # the language model's tokens, <pad> and <unk> first
         if lm.vocab.kind == "bpe":
             raise ValueError("--init-from takes a char or word language model; BPE ones are not supported yet")
-        tokens = ["<pad>", "<unk>"] + [t for t in lm.vocab.tokens if t not in ("<pad>", "<unk>")]
+        tokens = [PAD, UNK] + [t for t in lm.vocab.tokens if t not in (PAD, UNK)]
         return TextEncoder(lm.vocab.kind, lowercase=False, tokens=tokens), None
     encoder = TextEncoder.build(items, data.tokens, lowercase=data.lowercase, min_freq=data.min_freq,
                                 max_size=data.max_vocab, bpe_vocab_size=data.bpe_vocab_size)
