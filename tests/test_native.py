@@ -82,3 +82,30 @@ def test_fused_option_paths_equal_pytorch_cells(name, reverse):
         results.append([out, h_n] + list(torch.autograd.grad(loss, inputs)))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("batch", [1, 3, 9])
+def test_fused_streaming_step_equals_forward(mode, bias, batch):
+    """step() at small batches runs as one C++ pass per layer (step_plain); it must give forward's
+    results, also for hidden sizes that leave partial chunks of units (H=19) and for the batch past
+    FUSED_STEP_ROWS that goes through BLAS instead."""
+    from rnnkit.nn import GRU, LSTM, RNN
+    from rnnkit.nn.layers import FUSED_STEP_ROWS
+
+    assert 1 <= FUSED_STEP_ROWS < 9
+    torch.manual_seed(1)
+    layer = {"lstm": LSTM, "gru": GRU}.get(mode, RNN)
+    kwargs = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    model = layer(11, 19, num_layers=2, bias=bias, **kwargs).eval()
+    x = torch.randn(5, batch, 11)
+    with torch.no_grad():
+        out, final = model(x)
+        state, ys = None, []
+        for t in range(x.shape[0]):
+            y, state = model.step(x[t], state)
+            ys.append(y)
+    torch.testing.assert_close(torch.stack(ys), out, rtol=1e-5, atol=1e-6)
+    for a, b in zip(state if isinstance(state, tuple) else (state,), final if isinstance(final, tuple) else (final,)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

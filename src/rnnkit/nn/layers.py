@@ -21,12 +21,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from . import cells
+from . import cells, native
 from .regularizers import drop_connect, zoneout_weight
-from .scan import forward_step, linear_into, scan
+from .scan import CELL_CODES, forward_step, linear_into, scan
 from .sequences import Layout, Lengths, check_features, check_floating, prepare
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
+
+# Streaming ``step`` of a plain layer runs as one fused C++ pass up to this many rows; larger
+# batches are better served by BLAS (measured with benchmarks/step_rows.py).
+FUSED_STEP_ROWS = 4
 
 
 class RNNBase(nn.Module):
@@ -126,7 +130,8 @@ class RNNBase(nn.Module):
 
     def _weights(self, index: int) -> dict:
         """The parameters of layer-direction ``index`` by base name (``weight_ih``, ...)."""
-        return {name.rsplit("_l", 1)[0]: getattr(self, name) for name in self._weight_names[index]}
+        params = self._parameters                       # (not getattr: nn.Module's __getattr__ is slow per step)
+        return {name.rsplit("_l", 1)[0]: params[name] for name in self._weight_names[index]}
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -297,8 +302,19 @@ class RNNBase(nn.Module):
         B, H = x.shape[0], self.hidden_size
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0) if c0 is not None else None
         zone = float(self.zoneout) if self.zoneout else None
+        fused = kind.native and B <= FUSED_STEP_ROWS and not (self.layer_norm or self.proj_size or zone)
         for layer in range(self.num_layers):
             w = self._weights(layer)
+            if fused:
+                # Both products and the gate arithmetic in one C++ pass (native/cells.cpp, step_plain).
+                empty = x.new_empty(0)
+                native.load().step_plain(
+                    CELL_CODES[kind.name], x.contiguous(), h0[layer].contiguous(),
+                    c0[layer].contiguous() if c0 is not None else empty, w["weight_ih"].contiguous(),
+                    w["weight_hh"].contiguous(), w.get("bias_ih", empty), w.get("bias_hh", empty), h_n[layer],
+                    c_n[layer] if c_n is not None else empty)
+                x = h_n[layer]
+                continue
             if self.layer_norm:
                 gx = self._input_projection(w, x)                                # (B, G*H)
             else:
