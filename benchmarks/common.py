@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 
+import torch
+
 from rnnkit.bench.layers import environment_summary
+from rnnkit.tasks.lm import LanguageModel, LMConfig
 
 # The research data sets live beside the repository, never inside it (their licences are research-only).
 DATA_ROOT = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -41,6 +45,35 @@ def run(main) -> None:
         main()
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def train_step_seconds(model: LMConfig, batch_size: int, bptt: int, steps: int = 10, tokens=None) -> float:
+    """Median seconds of one training step (loss, backward, AdamW) of a fresh ``model`` on
+    ``bptt`` x ``batch_size`` windows, over ``steps`` timed steps after three untimed ones.
+    ``tokens``: a 1-D id tensor to read the windows from (default: uniform random ids)."""
+    net = LanguageModel(model).train()
+    optimizer = torch.optim.AdamW(net.parameters())
+    size = bptt * batch_size
+    if tokens is None:
+        tokens = torch.randint(0, model.vocab_size, ((steps + 3) * size + 1,))
+    times = []
+    for k in range(steps + 3):
+        window = tokens[(k * size) % (len(tokens) - size - 1):][:size + 1]
+        x, y = window[:-1].view(bptt, batch_size), window[1:].view(bptt, batch_size)
+        begin = time.perf_counter()
+        loss, _ = net.loss(x, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - begin)
+    timed = sorted(times[3:])
+    return timed[len(timed) // 2]
+
+
+def steps_in(seconds: float, model: LMConfig, batch_size: int, bptt: int, share: float = 0.92) -> int:
+    """Training steps of ``model`` at ``batch_size`` x ``bptt`` that fit in ``share`` of ``seconds``
+    (the rest goes to evaluations and checkpoints), from a short timed run."""
+    return max(1, int(share * seconds / train_step_seconds(model, batch_size, bptt)))
 
 
 def write_result(path, result: dict) -> None:

@@ -19,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from common import data_dir, run, write_result
+from common import data_dir, run, steps_in, write_result
 
-from rnnkit.tasks.lm import LanguageModel, LMConfig
+from rnnkit.tasks.lm import LMConfig
 from rnnkit.tasks.lm_files import LMData, evaluate_lm, train_lm
 from rnnkit.train import TrainConfig
 
@@ -49,44 +47,27 @@ def main() -> None:
     args = parser.parse_args()
     source = data_dir("tinyshakespeare", args.data_dir) / "input.txt"
     recipe = RECIPES[args.budget]
-    steps = steps_in(args.budget, recipe)
+    text: LMData = recipe["text"]
+    steps = steps_in(args.budget, LMConfig(vocab_size=VOCAB, **recipe["model"]), text.batch_size, text.bptt)
     evals = 4
     train = TrainConfig(lr=recipe["lr"], schedule="cosine", warmup_steps=min(200, steps // 10), clip_grad_norm=1.0,
                         max_steps=steps, max_time=float(args.budget), eval_every=max(1, steps // evals),
                         seed=args.seed, log_every=100)
     out = Path(args.out or f"runs/tinyshakespeare-{args.budget}")
     started = time.perf_counter()
-    result = train_lm(source, out, model=recipe["model"], text=recipe["text"], train=train)   # last 10% held out
+    result = train_lm(source, out, model=recipe["model"], text=text, train=train)   # last 10% held out
     seconds = time.perf_counter() - started
-    text = source.read_text(encoding="utf-8")
+    corpus = source.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         valid = Path(tmp) / "valid.txt"
-        valid.write_text(text[int(len(text) * 0.9):], encoding="utf-8")
+        valid.write_text(corpus[int(len(corpus) * 0.9):], encoding="utf-8")
         metrics = evaluate_lm(out, valid)
     write_result(args.json, {
-        "benchmark": f"tinyshakespeare-{args.budget}s", "model": recipe["model"], "bptt": recipe["text"].bptt,
-        "batch_size": recipe["text"].batch_size, "lr": recipe["lr"], "planned_steps": steps, "steps": result.steps,
+        "benchmark": f"tinyshakespeare-{args.budget}s", "model": recipe["model"], "bptt": text.bptt,
+        "batch_size": text.batch_size, "lr": recipe["lr"], "planned_steps": steps, "steps": result.steps,
         "stopped_because": result.stopped_because, "train_seconds": round(seconds, 1),
         "valid_loss": round(metrics["loss"], 4), "valid_bits_per_char": round(metrics["bits_per_char"], 4),
         "nanogpt_cpu_100s": 1.89, "target_30min": 1.47})
-
-
-def steps_in(seconds: float, recipe: dict) -> int:
-    """Training steps of ``recipe`` that fit in ``seconds``, from a short timed run of its model."""
-    text: LMData = recipe["text"]
-    model = LanguageModel(LMConfig(vocab_size=VOCAB, **recipe["model"]))
-    optimizer = torch.optim.AdamW(model.parameters())
-    x = torch.randint(0, VOCAB, (text.bptt, text.batch_size))
-    times = []
-    for _ in range(10):
-        begin = time.perf_counter()
-        logits, _ = model(x)
-        F.cross_entropy(logits.reshape(-1, VOCAB), x.reshape(-1)).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - begin)
-    step = sorted(times[3:])[len(times[3:]) // 2]
-    return max(1, int(0.92 * seconds / step))        # ~8% of the budget goes to evaluation and checkpoints
 
 
 if __name__ == "__main__":

@@ -40,6 +40,15 @@ def _print_error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+def _cutoffs(text: str) -> list:
+    """Comma-separated positive integers, e.g. ``2000,5000``."""
+    try:
+        return [_positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 2000,5000, "
+                                         f"got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -162,6 +171,9 @@ def _add_train(subparsers) -> None:
     lm.add_argument("--tie-weights", action="store_true", help="share the embedding and decoder weights (default: off)")
     lm.add_argument("--init-range", type=float, default=None,
                     help="initialise every weight uniformly in [-R, R], e.g. 0.1 (default: each layer's own)")
+    lm.add_argument("--adaptive-softmax", type=_cutoffs, default=None, metavar="CUTOFFS",
+                    help="an adaptive softmax decoder for word tokens: the first id of each tail cluster, "
+                         "comma-separated, e.g. 2000,5000 (default: a full softmax)")
     lm.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (default: %(default)s)")
     lm.add_argument("--bptt", type=_positive_int, default=64, help="truncated-BPTT window (default: %(default)s)")
     lm.add_argument("--random-length", action="store_true",
@@ -214,7 +226,7 @@ def _cmd_train_lm(args: argparse.Namespace) -> int:
     model = dict(cell=args.cell, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                  num_layers=args.layers, dropout=args.dropout, input_dropout=args.input_dropout,
                  embedding_dropout=args.embedding_dropout, weight_drop=args.weight_drop,
-                 tie_weights=args.tie_weights, init_range=args.init_range)
+                 tie_weights=args.tie_weights, init_range=args.init_range, softmax_cutoffs=args.adaptive_softmax)
     result = train_lm(args.data, args.out, valid=args.valid, model=model, resume=args.resume, train=train,
                       text=LMData(tokens=args.tokens, vocab_size=args.vocab_size, encoding=args.encoding,
                                   batch_size=args.batch_size, bptt=args.bptt, random_length=args.random_length))

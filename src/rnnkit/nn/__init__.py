@@ -1,5 +1,6 @@
 """The recurrent core: cells, layers, fast BPTT and regularisers. Drop-in for ``torch.nn``."""
 
+from .adaptive import AdaptiveSoftmax
 from .cell_modules import GRUCell, LSTMCell, RNNCell
 from .heads import ManyToMany, ManyToOne, SequenceOutput
 from .layers import GRU, LSTM, RNN, RNNBase, make_layer
@@ -7,4 +8,4 @@ from .regularizers import drop_connect, locked_dropout, zoneout_weight
 from .scan import scan
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNBase", "make_layer", "ManyToMany", "ManyToOne", "SequenceOutput", "RNNCell", "LSTMCell", "GRUCell", "scan",
-           "drop_connect", "locked_dropout", "zoneout_weight"]
+           "drop_connect", "locked_dropout", "zoneout_weight", "AdaptiveSoftmax"]

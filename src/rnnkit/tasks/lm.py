@@ -3,6 +3,8 @@
 AWD-LSTM's regularisers are options: locked (variational) dropout between layers and on the
 embeddings and outputs, embedding dropout (whole words), weight drop on ``W_hh``, and weight tying
 (the decoder reuses the embedding matrix; the last layer then has ``embedding_size`` units).
+For word vocabularies the decoder can be an adaptive softmax (``softmax_cutoffs``,
+``rnnkit.nn.adaptive``), which trains faster when the vocabulary is large.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.nn import locked_dropout, make_layer
+from rnnkit.nn.adaptive import AdaptiveSoftmax, check_cutoffs
 
 
 @dataclass
@@ -28,6 +31,8 @@ class LMConfig:
         weight_drop: DropConnect on each layer's ``W_hh``. tie_weights: decoder weight = embedding.
         init_range: initialise every parameter uniformly in [-init_range, init_range] (Zaremba et al.
             use 0.1); None keeps each layer's default initialisation.
+        softmax_cutoffs: None for a full softmax decoder, or the first id of each tail cluster of an
+            adaptive softmax (the vocabulary sorted by frequency, as word vocabularies are).
     """
 
     vocab_size: int
@@ -41,6 +46,7 @@ class LMConfig:
     weight_drop: float = 0.0
     tie_weights: bool = False
     init_range: Optional[float] = None
+    softmax_cutoffs: Optional[List[int]] = None
 
     def __post_init__(self):
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
@@ -53,6 +59,8 @@ class LMConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if self.init_range is not None and not self.init_range > 0:
             raise ValueError(f"init_range must be > 0 or None, got {self.init_range!r}")
+        if self.softmax_cutoffs is not None:
+            self.softmax_cutoffs = check_cutoffs(self.softmax_cutoffs, self.vocab_size)
 
 
 def embedding_dropout(embedding: nn.Embedding, tokens: Tensor, p: float, training: bool) -> Tensor:
@@ -68,7 +76,9 @@ class LanguageModel(nn.Module):
     """Next-token model.
 
     Inputs: tokens (T, B) int64; state: a list with one state per layer, or None.
-    Outputs: logits (T, B, vocab_size), the new state (detach it between truncated-BPTT windows).
+    Outputs: logits (T, B, vocab_size) (with an adaptive softmax: log-probabilities, which are
+    logits too), the new state (detach it between truncated-BPTT windows).
+    ``loss(tokens, targets, state)``: the mean next-token negative log-likelihood and the new state.
     """
 
     def __init__(self, config: LMConfig):
@@ -80,7 +90,10 @@ class LanguageModel(nn.Module):
         outs = [config.hidden_size] * (config.num_layers - 1) + [last]
         self.layers = nn.ModuleList(
             make_layer(config.cell, i, o, weight_drop=config.weight_drop) for i, o in zip(sizes, outs))
-        self.decoder = nn.Linear(last, config.vocab_size)
+        if config.softmax_cutoffs:
+            self.decoder = AdaptiveSoftmax(last, config.vocab_size, config.softmax_cutoffs)
+        else:
+            self.decoder = nn.Linear(last, config.vocab_size)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
@@ -88,7 +101,8 @@ class LanguageModel(nn.Module):
             for parameter in self.parameters():
                 nn.init.uniform_(parameter, -config.init_range, config.init_range)
 
-    def forward(self, tokens: Tensor, state: Optional[List] = None):
+    def features(self, tokens: Tensor, state: Optional[List] = None):
+        """The top layer's outputs (T, B, D) as the decoder sees them, and the new state."""
         config = self.config
         x = embedding_dropout(self.embedding, tokens, config.embedding_dropout, self.training)   # (T, B, E)
         x = locked_dropout(x, config.input_dropout, self.training)
@@ -97,7 +111,20 @@ class LanguageModel(nn.Module):
             x, layer_state = layer(x, None if state is None else state[k])
             x = locked_dropout(x, config.dropout, self.training)
             states.append(layer_state)
+        return x, states
+
+    def forward(self, tokens: Tensor, state: Optional[List] = None):
+        x, states = self.features(tokens, state)
         return self.decoder(x), states                                                          # (T, B, V)
+
+    def loss(self, tokens: Tensor, targets: Tensor, state: Optional[List] = None):
+        """Mean negative log-likelihood of ``targets`` (T, B) and the new state. An adaptive
+        softmax computes only the clusters the targets are in."""
+        x, states = self.features(tokens, state)
+        x, y = x.reshape(-1, x.shape[-1]), targets.reshape(-1)                                  # (T*B, D), (T*B,)
+        if isinstance(self.decoder, AdaptiveSoftmax):
+            return self.decoder.loss(x, y), states
+        return F.cross_entropy(self.decoder(x).float(), y), states
 
     def config_dict(self) -> dict:
         return asdict(self.config)
@@ -185,15 +212,15 @@ class LanguageModelTask:
 
     def training_step(self, batch) -> Tensor:
         x, y, start = batch
-        logits, state = self.model(x, None if start == 0 else self.train_state)
+        loss, state = self.model.loss(x, y, None if start == 0 else self.train_state)
         self.train_state = _detach(state)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        return loss
 
     def validation_step(self, batch) -> dict:
         x, y, start = batch
-        logits, state = self.model(x, None if start == 0 else self.valid_state)
+        loss, state = self.model.loss(x, y, None if start == 0 else self.valid_state)
         self.valid_state = state
-        return {"loss": F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)).item()}
+        return {"loss": loss.item()}
 
     def config(self) -> dict:
         return {"task": "lm", "model": self.model.config_dict(), "vocab": self.vocab.to_dict()}

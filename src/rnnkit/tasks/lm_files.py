@@ -48,7 +48,11 @@ def train_lm(data: Path, out: Path, *, valid: Optional[Path] = None, model: Opti
         resume: continue the run in ``out`` (same data, vocabulary and model).
     """
     out = Path(out)
-    LMConfig(vocab_size=1, **(model or {}))                     # bad model options fail before any text is read
+    options = dict(model or {})
+    LMConfig(vocab_size=1, **dict(options, softmax_cutoffs=None))     # bad options fail before any text is read
+    if options.get("softmax_cutoffs") and text.tokens != "word":
+        raise ValueError("an adaptive softmax (softmax_cutoffs, --adaptive-softmax) needs word tokens, whose "
+                         "vocabulary is sorted by frequency; use --tokens word or a full softmax")
     if not resume:
         _refuse_used(out)
     chunks = lambda path: read_chunks(path, text.encoding)                        # noqa: E731
@@ -61,6 +65,7 @@ def train_lm(data: Path, out: Path, *, valid: Optional[Path] = None, model: Opti
     else:
         vocab = Vocabulary.build((c for p in sources for c in chunks(p)) if text.tokens == "char" else chunks(data),
                                  text.tokens, max_size=text.vocab_size)
+    config = LMConfig(vocab_size=len(vocab), **options)       # the cutoffs checked against the vocabulary
     cache = out / "tokens"                        # made only once the text has been read and checked
     cache.mkdir(parents=True, exist_ok=True)
     ids = tokenize_file(data, vocab, cache / "train.bin", text.encoding)
@@ -74,7 +79,7 @@ def train_lm(data: Path, out: Path, *, valid: Optional[Path] = None, model: Opti
     valid_batches = StreamBatches(valid_ids, min(text.batch_size, max(1, len(valid_ids) // (2 * text.bptt))),
                                   text.bptt)
     torch.manual_seed(train.seed)
-    lm = LanguageModel(LMConfig(vocab_size=len(vocab), **(model or {})))
+    lm = LanguageModel(config)
     task = LanguageModelTask(lm, vocab)
     return Trainer(task, train, out).fit(train_batches, lambda: valid_batches(0), resume=resume)
 
