@@ -109,3 +109,25 @@ def test_fused_streaming_step_equals_forward(mode, bias, batch):
     torch.testing.assert_close(torch.stack(ys), out, rtol=1e-5, atol=1e-6)
     for a, b in zip(state if isinstance(state, tuple) else (state,), final if isinstance(final, tuple) else (final,)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 9], ids=["fused", "blas"])
+def test_streaming_step_checks_its_state_on_both_paths(batch):
+    from rnnkit.nn import GRU, LSTM
+
+    lstm, gru = LSTM(5, 7, num_layers=2).eval(), GRU(5, 7).eval()
+    x = torch.randn(batch, 5)
+    good = (torch.zeros(2, batch, 7), torch.zeros(2, batch, 7))
+    with torch.no_grad():
+        lstm.step(x, good)
+        lstm.step(x, [good[0], good[1]])                             # a list pair is a state too
+        with pytest.raises(ValueError, match=r"hx\[0\] \(h_0\) must have shape \(2, %d, 7\)" % batch):
+            lstm.step(x, (torch.zeros(1, batch, 7), good[1]))
+        with pytest.raises(ValueError, match="dtype"):
+            lstm.step(x, (good[0].double(), good[1]))
+        with pytest.raises(ValueError, match="pair"):
+            lstm.step(x, good[0])
+        with pytest.raises(ValueError, match="single tensor"):
+            gru.step(x, good)
+        with pytest.raises(ValueError, match="5"):
+            gru.step(torch.randn(batch, 4))

@@ -29,8 +29,9 @@ from .sequences import Layout, Lengths, check_features, check_floating, prepare
 State = Union[Tensor, Tuple[Tensor, Tensor]]
 
 # Streaming ``step`` of a plain layer runs as one fused C++ pass up to this many rows; larger
-# batches are better served by BLAS (measured with benchmarks/step_rows.py).
-FUSED_STEP_ROWS = 4
+# batches are better served by BLAS. ``python benchmarks/step_rows.py --batches 8,16,32`` measured
+# the crossover between 8 and 16 rows here (I = H = 512, 2 threads).
+FUSED_STEP_ROWS = 8
 
 
 class RNNBase(nn.Module):
@@ -94,6 +95,9 @@ class RNNBase(nn.Module):
                     self.register_parameter(base + suffix, nn.Parameter(torch.empty(shape, **factory)))
                     names.append(base + suffix)
                 self._weight_names.append(names)
+        # per layer: weight_ih, weight_hh, bias_ih, bias_hh ("" without bias), as _fused_step passes them
+        self._step_weight_names = [name for k in range(num_layers) for name in (
+            f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}" if bias else "", f"bias_hh_l{k}" if bias else "")]
         self.reset_parameters()
 
     # -- parameters ---------------------------------------------------------------------------
@@ -295,26 +299,18 @@ class RNNBase(nn.Module):
         check_features(x, self.input_size)
         unbatched = x.dim() == 1
         x = x.unsqueeze(0) if unbatched else x                                   # (B, I)
+        kind = cells.fastest(self.kind, x.dtype)
+        if kind.native and x.shape[0] <= FUSED_STEP_ROWS and x.dtype == self._parameters["weight_ih_l0"].dtype \
+                and not (self.layer_norm or self.proj_size or self.zoneout):
+            return self._fused_step(kind, x, state, unbatched)
         layout = Layout(x.unsqueeze(0), None, None, None, packed=False, unbatched=unbatched,
                         batch_first=False)
         h0, c0 = self._initial_state(state, layout)                              # (L, B, .)
-        kind = cells.fastest(self.kind, x.dtype)
         B, H = x.shape[0], self.hidden_size
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0) if c0 is not None else None
         zone = float(self.zoneout) if self.zoneout else None
-        fused = kind.native and B <= FUSED_STEP_ROWS and not (self.layer_norm or self.proj_size or zone)
         for layer in range(self.num_layers):
             w = self._weights(layer)
-            if fused:
-                # Both products and the gate arithmetic in one C++ pass (native/cells.cpp, step_plain).
-                empty = x.new_empty(0)
-                native.load().step_plain(
-                    CELL_CODES[kind.name], x.contiguous(), h0[layer].contiguous(),
-                    c0[layer].contiguous() if c0 is not None else empty, w["weight_ih"].contiguous(),
-                    w["weight_hh"].contiguous(), w.get("bias_ih", empty), w.get("bias_hh", empty), h_n[layer],
-                    c_n[layer] if c_n is not None else empty)
-                x = h_n[layer]
-                continue
             if self.layer_norm:
                 gx = self._input_projection(w, x)                                # (B, G*H)
             else:
@@ -335,6 +331,28 @@ class RNNBase(nn.Module):
             y, h_n = y.squeeze(0), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if c_n is not None else None
         return y, ((h_n, c_n) if c_n is not None else h_n)
+
+    def _fused_step(self, kind: cells.CellKind, x: Tensor, state: Optional[State], unbatched: bool):
+        # A plain layer at a small batch: every layer in one C++ call (native/cells.cpp, step_stack),
+        # which reads each layer's weights once, on all cores. x (B, I).
+        L, B, H = self.num_layers, x.shape[0], self.hidden_size
+        lstm = self.kind.has_cell_state
+        given = state if lstm and isinstance(state, tuple) else (state,)
+        expected = (L, H) if unbatched else (L, B, H)
+        if state is not None and all(isinstance(s, Tensor) and s.shape == expected and s.dtype == x.dtype
+                                     for s in given) and len(given) == (2 if lstm else 1):
+            h0, c0 = (s.unsqueeze(1) if unbatched else s for s in given) if lstm else \
+                (given[0].unsqueeze(1) if unbatched else given[0], None)
+        else:   # zeros, or the full check (and its error message)
+            h0, c0 = self._initial_state(state, Layout(x.unsqueeze(0), None, None, None, packed=False,
+                                                       unbatched=unbatched, batch_first=False))
+        empty = x.new_empty(0)
+        params = self._parameters
+        weights = [params[name] if name else empty for name in self._step_weight_names]
+        y, h_n, c_n = native.load().step_stack(CELL_CODES[kind.name], x, h0, c0 if lstm else empty, weights)
+        if unbatched:
+            y, h_n, c_n = y.squeeze(0), h_n.squeeze(1), c_n.squeeze(1) if lstm else c_n
+        return y, ((h_n, c_n) if lstm else h_n)
 
 
 def make_layer(cell: str, input_size: int, hidden_size: int, **kwargs) -> RNNBase:

@@ -202,50 +202,63 @@ void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool r
 
 // --- Small-batch linear map ---------------------------------------------------------------------
 
-// out (n, N) = addend + x (n, K) @ w (N, K)^T, for a handful of rows n (streaming, batch 1).
-// A matrix-vector product is bound by reading w; this splits w's rows over the threads so both
-// cores stream it. addend is (n, N), (N,) or empty. Four rows of w are read together, each with its
-// own accumulator: one accumulator per row would leave the loop waiting on the latency of its
-// chained multiply-adds instead of on memory.
+// out[i] = dot(w[i], v) for R rows of length K, each with its own accumulator (R <= 4): one
+// accumulator alone would leave the loop waiting on the latency of its chained multiply-adds.
+template <typename T, int R>
+inline void dots(const T* const* w, const T* v, int64_t K, T* out) {
+    const T* w0 = w[0];
+    const T* w1 = w[R > 1 ? 1 : 0];
+    const T* w2 = w[R > 2 ? 2 : 0];
+    const T* w3 = w[R > 3 ? 3 : 0];
+    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+    #pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t k = 0; k < K; ++k) {
+        const T vk = v[k];
+        s0 += w0[k] * vk;
+        if (R > 1) s1 += w1[k] * vk;
+        if (R > 2) s2 += w2[k] * vk;
+        if (R > 3) s3 += w3[k] * vk;
+    }
+    out[0] = s0;
+    if (R > 1) out[1] = s1;
+    if (R > 2) out[2] = s2;
+    if (R > 3) out[3] = s3;
+}
+
+// out[u] = bias[u] + dot(W row (row0 + u), v) for u < units: consecutive rows of W (K wide), read
+// four at a time so the weights stream from memory in order. bias may be null.
+template <typename T>
+inline void rows_dot(const T* W, const T* bias, int64_t row0, int64_t units, const T* v, int64_t K, T* out) {
+    int64_t u = 0;
+    for (; u + 4 <= units; u += 4) {
+        const T* w[4] = {W + (row0 + u) * K, W + (row0 + u + 1) * K, W + (row0 + u + 2) * K, W + (row0 + u + 3) * K};
+        dots<T, 4>(w, v, K, out + u);
+    }
+    for (; u < units; ++u) {
+        const T* w[1] = {W + (row0 + u) * K};
+        dots<T, 1>(w, v, K, out + u);
+    }
+    if (bias)
+        for (u = 0; u < units; ++u) out[u] += bias[row0 + u];
+}
+
+// out (n, N) = addend + x (n, K) @ w (N, K)^T, for a handful of rows n (streaming, batch 1). A
+// matrix-vector product is bound by reading w; this splits w's rows over the threads so both cores
+// stream it. addend is (n, N), (N,) or empty.
 template <typename T>
 void small_linear_kernel(const T* X, const T* W, const T* ADD, int64_t add_rows, T* OUT,
                          int64_t n, int64_t K, int64_t N) {
-    constexpr int64_t R = 4;                                 // rows of w per block
-    const int64_t blocks = (N + R - 1) / R;
+    constexpr int64_t CHUNK = 16;                            // rows of w per task
+    const int64_t chunks = (N + CHUNK - 1) / CHUNK;
     #pragma omp parallel for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t j0 = blk * R;
-        if (j0 + R <= N) {
-            const T* w0 = W + j0 * K;
-            const T* w1 = w0 + K;
-            const T* w2 = w1 + K;
-            const T* w3 = w2 + K;
-            for (int64_t r = 0; r < n; ++r) {
-                const T* x = X + r * K;
-                T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
-                #pragma omp simd reduction(+ : s0, s1, s2, s3)
-                for (int64_t k = 0; k < K; ++k) {
-                    const T xk = x[k];
-                    s0 += w0[k] * xk; s1 += w1[k] * xk; s2 += w2[k] * xk; s3 += w3[k] * xk;
-                }
-                const T sums[R] = {s0, s1, s2, s3};
-                for (int64_t i = 0; i < R; ++i) {
-                    const int64_t j = j0 + i;
-                    const T base = add_rows == 0 ? T(0) : ADD[(add_rows == 1 ? 0 : r * N) + j];
-                    OUT[r * N + j] = base + sums[i];
-                }
-            }
-        } else {
-            for (int64_t j = j0; j < N; ++j) {                // the last rows when R does not divide N
-                const T* w = W + j * K;
-                for (int64_t r = 0; r < n; ++r) {
-                    const T* x = X + r * K;
-                    T sum = T(0);
-                    #pragma omp simd reduction(+ : sum)
-                    for (int64_t k = 0; k < K; ++k) sum += w[k] * x[k];
-                    const T base = add_rows == 0 ? T(0) : ADD[(add_rows == 1 ? 0 : r * N) + j];
-                    OUT[r * N + j] = base + sum;
-                }
+    for (int64_t q = 0; q < chunks; ++q) {
+        const int64_t j0 = q * CHUNK, rows = std::min(CHUNK, N - j0);
+        for (int64_t r = 0; r < n; ++r) {
+            T* out = OUT + r * N + j0;
+            rows_dot<T>(W, nullptr, j0, rows, X + r * K, K, out);
+            if (add_rows) {
+                const T* add = ADD + (add_rows == 1 ? 0 : r * N) + j0;
+                for (int64_t u = 0; u < rows; ++u) out[u] += add[u];
             }
         }
     }
@@ -415,54 +428,24 @@ void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, tor
 // --- One streaming step of a plain layer, at a batch of a few rows --------------------------------
 
 // At batch 1 a step is bound by reading W_ih and W_hh. Each thread takes a share of the hidden
-// units and, for each unit, computes all of its gate rows from both matrices, then that unit's gate
-// arithmetic: the weights are read once, by both cores, in one parallel region with no buffers in
-// between. The same equations as lstm_forward / gru_forward / rnn_forward above.
+// units and, for each chunk of them, computes all of their gate rows from both matrices, then
+// their gate arithmetic: the weights are read once, by both cores, in one parallel region with no
+// buffers in between. The same equations as lstm_forward / gru_forward / rnn_forward above.
 
-// out[i] = dot(w[i], v) for R rows of length K, each with its own accumulator (R <= 4).
-template <typename T, int R>
-inline void dots(const T* const* w, const T* v, int64_t K, T* out) {
-    const T* w0 = w[0];
-    const T* w1 = w[R > 1 ? 1 : 0];
-    const T* w2 = w[R > 2 ? 2 : 0];
-    const T* w3 = w[R > 3 ? 3 : 0];
-    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
-    #pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (int64_t k = 0; k < K; ++k) {
-        const T vk = v[k];
-        s0 += w0[k] * vk;
-        if (R > 1) s1 += w1[k] * vk;
-        if (R > 2) s2 += w2[k] * vk;
-        if (R > 3) s3 += w3[k] * vk;
-    }
-    out[0] = s0;
-    if (R > 1) out[1] = s1;
-    if (R > 2) out[2] = s2;
-    if (R > 3) out[3] = s3;
-}
-
-// Pre-activations of G gate rows {g * H + j} for unit j and batch row r: W_ih x_r + W_hh h_r + biases.
-// Biases BI, BH (G*H) may be null. Separate: keep the W_hh part (plus b_hh) apart in gh (the GRU).
-template <typename T, int G>
-inline void unit_gates(const T* WIH, const T* WHH, const T* BI, const T* BH, const T* x, const T* h,
-                       int64_t I, int64_t H, int64_t j, T* gx, T* gh) {
-    const T* wi[G];
-    const T* wh[G];
-    for (int g = 0; g < G; ++g) {
-        wi[g] = WIH + (g * H + j) * I;
-        wh[g] = WHH + (g * H + j) * H;
-    }
-    dots<T, G>(wi, x, I, gx);
-    dots<T, G>(wh, h, H, gh);
-    for (int g = 0; g < G; ++g) {
-        if (BI) gx[g] += BI[g * H + j];
-        if (BH) gh[g] += BH[g * H + j];
-    }
-}
-
-// Units go in chunks: the products of a chunk's units first, then its gate arithmetic as one
-// vectorised loop (one unit at a time would call the scalar exp and tanh).
+// Units go in chunks: the products of a chunk's units first (gate by gate), then its gate
+// arithmetic as one vectorised loop (one unit at a time would call the scalar exp and tanh).
 constexpr int64_t STEP_CHUNK = 16;
+
+// For batch row r and the units [j0, j0 + units): ax[g][u] = W_ih x_r + b_ih and ah[g][u] = W_hh h_r + b_hh
+// at gate row g * H + j0 + u, for the G gates.
+template <typename T, int G>
+inline void chunk_gates(const T* WIH, const T* WHH, const T* BI, const T* BH, const T* x, const T* h, int64_t I,
+                        int64_t H, int64_t j0, int64_t units, T (*ax)[STEP_CHUNK], T (*ah)[STEP_CHUNK]) {
+    for (int g = 0; g < G; ++g) {
+        rows_dot(WIH, BI, g * H + j0, units, x, I, ax[g]);
+        rows_dot(WHH, BH, g * H + j0, units, h, H, ah[g]);
+    }
+}
 
 template <typename T>
 void lstm_step_kernel(const T* X, const T* HP, const T* CP, const T* WIH, const T* WHH, const T* BI,
@@ -472,18 +455,15 @@ void lstm_step_kernel(const T* X, const T* HP, const T* CP, const T* WIH, const 
     for (int64_t q = 0; q < chunks; ++q) {
         const int64_t j0 = q * STEP_CHUNK, units = std::min(STEP_CHUNK, H - j0);
         for (int64_t r = 0; r < n; ++r) {
-            T a[4][STEP_CHUNK];                                   // [i f g o] pre-activations
-            for (int64_t u = 0; u < units; ++u) {
-                T gx[4], gh[4];
-                unit_gates<T, 4>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0 + u, gx, gh);
-                for (int g = 0; g < 4; ++g) a[g][u] = gx[g] + gh[g];
-            }
+            T ax[4][STEP_CHUNK], ah[4][STEP_CHUNK];               // [i f g o]
+            chunk_gates<T, 4>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0, units, ax, ah);
             const T* cp = CP + r * H + j0;
             T* cn = CN + r * H + j0;
             T* hn = HN + r * H + j0;
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
-                const T i = sigmoid(a[0][u]), f = sigmoid(a[1][u]), g = std::tanh(a[2][u]), o = sigmoid(a[3][u]);
+                const T i = sigmoid(ax[0][u] + ah[0][u]), f = sigmoid(ax[1][u] + ah[1][u]);
+                const T g = std::tanh(ax[2][u] + ah[2][u]), o = sigmoid(ax[3][u] + ah[3][u]);
                 const T c = f * cp[u] + i * g;
                 cn[u] = c;
                 hn[u] = o * std::tanh(c);
@@ -500,12 +480,8 @@ void gru_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const 
     for (int64_t q = 0; q < chunks; ++q) {
         const int64_t j0 = q * STEP_CHUNK, units = std::min(STEP_CHUNK, H - j0);
         for (int64_t r = 0; r < n; ++r) {
-            T ax[3][STEP_CHUNK], ah[3][STEP_CHUNK];               // [r z n] input and recurrent parts
-            for (int64_t u = 0; u < units; ++u) {
-                T gx[3], gh[3];
-                unit_gates<T, 3>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0 + u, gx, gh);
-                for (int g = 0; g < 3; ++g) { ax[g][u] = gx[g]; ah[g][u] = gh[g]; }
-            }
+            T ax[3][STEP_CHUNK], ah[3][STEP_CHUNK];               // [r z n]
+            chunk_gates<T, 3>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0, units, ax, ah);
             const T* hp = HP + r * H + j0;
             T* hn = HN + r * H + j0;
             #pragma omp simd
@@ -518,37 +494,21 @@ void gru_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const 
     }
 }
 
-// The Elman RNN has one gate row per unit: four units go together, so four accumulators still run.
 template <typename T, bool Relu>
 void rnn_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const T* BI, const T* BH, T* HN,
                      int64_t n, int64_t I, int64_t H) {
-    const int64_t blocks = (H + 3) / 4;
+    const int64_t chunks = (H + STEP_CHUNK - 1) / STEP_CHUNK;
     #pragma omp parallel for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t j0 = blk * 4, units = std::min<int64_t>(4, H - j0);
+    for (int64_t q = 0; q < chunks; ++q) {
+        const int64_t j0 = q * STEP_CHUNK, units = std::min(STEP_CHUNK, H - j0);
         for (int64_t r = 0; r < n; ++r) {
-            T gx[4], gh[4];
-            const T* wi[4];
-            const T* wh[4];
+            T ax[1][STEP_CHUNK], ah[1][STEP_CHUNK];
+            chunk_gates<T, 1>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0, units, ax, ah);
+            T* hn = HN + r * H + j0;
+            #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
-                wi[u] = WIH + (j0 + u) * I;
-                wh[u] = WHH + (j0 + u) * H;
-            }
-            if (units == 4) {
-                dots<T, 4>(wi, X + r * I, I, gx);
-                dots<T, 4>(wh, HP + r * H, H, gh);
-            } else {
-                for (int64_t u = 0; u < units; ++u) {
-                    dots<T, 1>(wi + u, X + r * I, I, gx + u);
-                    dots<T, 1>(wh + u, HP + r * H, H, gh + u);
-                }
-            }
-            for (int64_t u = 0; u < units; ++u) {
-                const int64_t j = j0 + u;
-                T a = gx[u] + gh[u];
-                if (BI) a += BI[j];
-                if (BH) a += BH[j];
-                HN[r * H + j] = Relu ? (a > T(0) ? a : T(0)) : std::tanh(a);
+                const T a = ax[0][u] + ah[0][u];
+                hn[u] = Relu ? (a > T(0) ? a : T(0)) : std::tanh(a);
             }
         }
     }
@@ -592,6 +552,28 @@ void step_plain(int64_t cell, torch::Tensor x, torch::Tensor h_prev, torch::Tens
     });
 }
 
+// The whole stack at one step: layer l reads layer l-1's new h. x (n, I); h0 (L, n, H); c0 (L, n, H)
+// or empty (LSTM only); weights: per layer [w_ih, w_hh, b_ih, b_hh] (biases may be empty).
+// Returns (y, h_n, c_n): a copy of the top layer's new h (n, H), the new states like h0 and c0.
+std::vector<torch::Tensor> step_stack(int64_t cell, torch::Tensor x, torch::Tensor h0, torch::Tensor c0,
+                                      std::vector<torch::Tensor> weights) {
+    const int64_t L = h0.size(0);
+    TORCH_CHECK(static_cast<int64_t>(weights.size()) == 4 * L, "step_stack: 4 weights per layer");
+    const bool lstm = cell == LSTM;
+    h0 = h0.contiguous();
+    if (lstm) c0 = c0.contiguous();
+    torch::Tensor h_n = torch::empty_like(h0), c_n = lstm ? torch::empty_like(c0) : c0;
+    torch::Tensor input = x.contiguous();
+    for (int64_t l = 0; l < L; ++l) {
+        torch::Tensor h_next = h_n[l];
+        step_plain(cell, input, h0[l], lstm ? c0[l] : c0, weights[4 * l].contiguous(),
+                   weights[4 * l + 1].contiguous(), weights[4 * l + 2].contiguous(), weights[4 * l + 3].contiguous(),
+                   h_next, lstm ? c_n[l] : c_n);
+        input = h_next;
+    }
+    return {input.clone(), h_n, c_n};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -602,7 +584,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("rnn_forward", &rnn_forward);
     m.def("rnn_backward", &rnn_backward);
     m.def("small_linear", &small_linear);
-    m.def("step_plain", &step_plain);
+    m.def("step_stack", &step_stack);
     m.def("scan_forward", &scan_forward);
     m.def("layer_norm_forward", &layer_norm_forward);
     m.def("layer_norm_backward", &layer_norm_backward);
