@@ -34,7 +34,7 @@ import argparse
 import math
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from common import data_dir, run, write_result
@@ -46,7 +46,7 @@ from rnnkit.train import TrainConfig, find_checkpoint
 
 DATA = ClassifyData(fmt="sst", tokens="word", min_freq=2, batch_size=32)
 SHAPE = dict(cell="lstm", embedding_size=300, hidden_size=256, num_layers=1)      # fixed by the LM with --pretrain-lm
-HEAD = dict(bidirectional=True, pooling="max+mean", dropout=0.6)
+HEAD = dict(bidirectional=True, pooling="max+mean", dropout=0.6, word_dropout=0.0)
 EPOCHS = 10
 TRAIN = dict(optimizer="adamw", lr=2e-3, weight_decay=0.1, clip_grad_norm=5.0, schedule="cosine", max_epochs=EPOCHS,
              monitor="accuracy", monitor_mode="max", progress=False)
@@ -63,6 +63,10 @@ def main() -> None:
                         help=f"training seconds per seed (default: no limit, {EPOCHS} epochs)")
     parser.add_argument("--pretrain-lm", type=float, metavar="SECONDS",
                         help="first train a word LM on the training sentences for this long and start from it")
+    parser.add_argument("--word-dropout", type=float, default=HEAD["word_dropout"],
+                        help="probability of replacing a training token by <unk> (default: %(default)s)")
+    parser.add_argument("--min-freq", type=int, default=DATA.min_freq,
+                        help="words seen fewer times in training become <unk> (default: %(default)s)")
     parser.add_argument("--data-dir", help="directory holding stsa.binary.{train,dev,test} "
                         "(default: ../shared/data/sst2)")
     parser.add_argument("--out", default="runs/sst2", help="run directory, one subdirectory per seed "
@@ -76,15 +80,17 @@ def main() -> None:
     out = Path(args.out)
     started = time.perf_counter()
     lm = pretrain_lm(train_file, dev_file, out / "lm", args.pretrain_lm) if args.pretrain_lm else None
-    model = HEAD if lm else dict(SHAPE, **HEAD)
-    steps_per_epoch = math.ceil(len(read_labelled(train_file, fmt="sst").texts) / DATA.batch_size)
+    head = dict(HEAD, word_dropout=args.word_dropout)
+    model = head if lm else dict(SHAPE, **head)
+    data_options = replace(DATA, min_freq=args.min_freq)
+    steps_per_epoch = math.ceil(len(read_labelled(train_file, fmt="sst").texts) / data_options.batch_size)
     recipe = dict(TRAIN, schedule_steps=EPOCHS * steps_per_epoch, eval_every=steps_per_epoch, max_time=args.max_time)
     runs = []
     for seed in range(args.seeds):
         run_dir = out / f"seed-{seed}"
         began = time.perf_counter()
-        result = fit(train_file, run_dir, valid=dev_file, data=DATA, model=model, init_from=lm["dir"] if lm else None,
-                     train=TrainConfig(**recipe, seed=seed))
+        result = fit(train_file, run_dir, valid=dev_file, data=data_options, model=model,
+                     init_from=lm["dir"] if lm else None, train=TrainConfig(**recipe, seed=seed))
         seconds = time.perf_counter() - began
         checkpoint = run_dir / "BEST"                   # the best dev accuracy
         selected = f"best dev accuracy (step {find_checkpoint(checkpoint).config['step']})"
@@ -96,7 +102,7 @@ def main() -> None:
         print(f"seed {seed}: dev {100 * dev:.2f}  test {100 * test:.2f}  ({seconds:.0f} s, {selected})", flush=True)
     tests = [run["test_accuracy"] for run in runs]
     write_result(args.json, {
-        "benchmark": "sst2", "data": asdict(DATA), "model": model, "train": recipe, "pretrained_lm": lm, "seeds": runs,
+        "benchmark": "sst2", "data": asdict(data_options), "model": model, "train": recipe, "pretrained_lm": lm, "seeds": runs,
         "test_accuracy_mean": round(statistics.mean(tests), 2),
         "test_accuracy_std": round(statistics.stdev(tests), 2) if len(tests) > 1 else None,   # sample std (n - 1)
         "wall_seconds": round(time.perf_counter() - started, 1), "published_test_accuracy": PUBLISHED})

@@ -142,6 +142,27 @@ def test_numeric_input_and_class_weights():
         ClassifierConfig(num_classes=2, input_size=3, pooling="max+sum")
 
 
+def test_word_dropout_replaces_real_tokens_by_unk_in_training_only():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ClassifierConfig(num_classes=2, num_embeddings=50, embedding_size=4, hidden_size=3,
+                                                word_dropout=0.3))
+    seen = []
+    model.embedding.register_forward_hook(lambda module, args, out: seen.append(args[0].clone()))
+    inputs, lengths = pad([list(range(2, 50)) * 40, [7, 8, 9]])              # (2, 1920), the second row padded
+    model(inputs, lengths)
+    dropped = (seen[-1] == 1) & (inputs != 1)
+    real = inputs != 0
+    assert abs(dropped[real].float().mean().item() - 0.3) < 0.03               # about p of the real tokens
+    assert torch.equal(seen[-1][~real], inputs[~real])                         # padding stays padding
+    model.eval()
+    model(inputs, lengths)
+    assert torch.equal(seen[-1], inputs)                                       # evaluation sees every word
+    with pytest.raises(ValueError, match="word_dropout"):
+        ClassifierConfig(num_classes=2, num_embeddings=5, word_dropout=1.0)
+    with pytest.raises(ValueError, match="word_dropout is for token input"):
+        ClassifierConfig(num_classes=2, input_size=3, word_dropout=0.1)
+
+
 # --- checkpoints, prediction, resume ------------------------------------------------------------
 
 def test_checkpoint_round_trip_evaluate_predict_explain(order_files, order_run):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+import rnnkit
+
 from rnnkit.cli import main
 from test_classify import order_examples, write_csv
 
@@ -29,12 +31,14 @@ def train(data, valid, out, *extra):
 def run(files, tmp_path_factory):
     _, data, valid = files
     out = tmp_path_factory.mktemp("runs") / "clf"
-    assert train(data, valid, out, "--max-epochs", "4", "--pooling", "max+last", "--class-weights", "balanced") == 0
+    assert train(data, valid, out, "--max-epochs", "4", "--pooling", "max+last", "--class-weights", "balanced",
+                 "--word-dropout", "0.1") == 0
     return out
 
 
 def test_train_evaluate_json(run, files, capsys):
     assert (run / "LATEST").exists()
+    assert rnnkit.load(run).model.config.word_dropout == 0.1
     assert main(["evaluate", "--checkpoint", str(run), "--data", str(files[2]), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["accuracy"] >= 0.9 and 0.9 <= result["macro_f1"] <= 1.0
@@ -113,6 +117,8 @@ def test_used_out_dir_and_bad_flags(run, files, tmp_path, capsys):
     assert (run / "LATEST").read_text() == before
     assert train(files[1], files[2], tmp_path / "o", "--pooling", "sum", "--max-steps", "2") == 1
     assert "pooling" in capsys.readouterr().err
+    assert train(files[1], files[2], tmp_path / "o", "--word-dropout", "1", "--max-steps", "2") == 1
+    assert "word_dropout" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert main(["predict", "--checkpoint", str(run)]) == 2
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none"), "--data", str(files[2])]) == 1
     assert "does not exist" in capsys.readouterr().err

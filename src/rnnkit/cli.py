@@ -280,6 +280,8 @@ def _add_train_classify(tasks) -> None:
                    help="last, max, mean, attention or a '+' concatenation (default: %(default)s)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout on embeddings, between layers and before "
                                                               "the classifier (default: %(default)s)")
+    p.add_argument("--word-dropout", type=float, default=0.0,
+                   help="in training, replace each token by <unk> with this probability (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="examples per batch (default: %(default)s)")
     p.add_argument("--class-weights", choices=("balanced",), default=None,
                    help="weight the loss by inverse class frequency (default: unweighted)")
@@ -299,7 +301,8 @@ def _cmd_train_classify(args: argparse.Namespace) -> int:
                         multi_label=args.multi_label, label_sep=args.label_sep, sequences=args.sequences,
                         tokens=args.tokens, lowercase=not args.no_lowercase, min_freq=args.min_freq,
                         max_vocab=args.max_vocab, bpe_vocab_size=args.bpe_vocab_size, batch_size=args.batch_size)
-    model = dict(pooling=args.pooling, dropout=args.dropout, bidirectional=not args.unidirectional)
+    model = dict(pooling=args.pooling, dropout=args.dropout, word_dropout=args.word_dropout,
+                 bidirectional=not args.unidirectional)
     if args.init_from is None:
         model.update(cell=args.cell, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                      num_layers=args.layers)

@@ -29,6 +29,7 @@ from .bpe import train_bpe
 from .text import UNK, read_chunks
 
 PAD = "<pad>"
+PAD_ID, UNK_ID = 0, 1                    # every TextEncoder vocabulary begins with PAD, UNK
 FORMATS = ("csv", "tsv", "jsonl", "sst")
 _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 

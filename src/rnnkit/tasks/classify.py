@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.data.labelled import PAD_ID, UNK_ID
 from rnnkit.nn import make_layer
 
 POOLINGS = ("last", "max", "mean", "attention")
@@ -39,6 +40,8 @@ class ClassifierConfig:
         top_hidden_size: hidden size of the top layer when it differs (a tied language model's).
         pooling: "last", "max", "mean", "attention" or a "+"-joined concatenation of them.
         dropout: on the embeddings, between layers and before the classifier.
+        word_dropout: in training, replace each real input token by ``<unk>`` with this
+            probability (token input only): the model learns not to lean on single words.
         attention_size: width of the additive attention's hidden layer.
     """
 
@@ -53,6 +56,7 @@ class ClassifierConfig:
     top_hidden_size: Optional[int] = None
     pooling: str = "max+mean+last"
     dropout: float = 0.0
+    word_dropout: float = 0.0
     attention_size: int = 64
     multi_label: bool = False
 
@@ -63,8 +67,11 @@ class ClassifierConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if (self.num_embeddings > 0) == (self.input_size > 0):
             raise ValueError("set exactly one of num_embeddings (token ids) and input_size (numeric features)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "word_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.word_dropout and not self.num_embeddings:
+            raise ValueError("word_dropout is for token input; numeric sequences have no words to drop")
         parts = self.pooling.split("+")
         if not parts or any(p not in POOLINGS for p in parts) or len(set(parts)) != len(parts):
             raise ValueError(f"pooling must be one or more of {'/'.join(POOLINGS)} joined by '+' "
@@ -132,7 +139,13 @@ class SequenceClassifier(nn.Module):
 
     def embed(self, inputs: Tensor) -> Tensor:
         """(B, T) ids -> (B, T, E) embeddings; numeric (B, T, F) input is returned as it is."""
-        return self.embedding(inputs) if self.embedding is not None else inputs
+        if self.embedding is None:
+            return inputs
+        p = self.config.word_dropout
+        if self.training and p > 0:
+            dropped = (torch.rand(inputs.shape, device=inputs.device) < p) & (inputs != PAD_ID)     # (B, T)
+            inputs = inputs.masked_fill(dropped, UNK_ID)
+        return self.embedding(inputs)
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> ClassifierOutput:
         return self.classify(self.embed(inputs), lengths)
