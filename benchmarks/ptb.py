@@ -81,8 +81,7 @@ def main() -> None:
     out = Path(args.out or f"runs/ptb-{args.config}")
     if "budget" in recipe:                 # a resumed run keeps the step count its schedule was planned with
         steps = find_checkpoint(out).config["train"]["max_steps"] if args.resume else steps_in(
-            recipe["budget"], LMConfig(vocab_size=VOCAB, **recipe["model"]), text.batch_size, text.bptt,
-            share=0.86)        # training ran ~8% below the timed steps' speed in a first try, and evaluations cost ~2%
+            recipe["budget"], LMConfig(vocab_size=VOCAB, **recipe["model"]), text.batch_size, text.bptt)
         train.update(max_time=recipe["budget"], max_steps=steps)
     result = train_lm(data / "ptb.train.txt", out, valid=data / "ptb.valid.txt", model=recipe["model"], text=text,
                       train=TrainConfig(**train), resume=args.resume)
