@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import rnnkit
 from rnnkit.cli import main
-from rnnkit.nn.adaptive import AdaptiveSoftmax
+from rnnkit.nn.adaptive import ROW_MULTIPLE, AdaptiveSoftmax
 from rnnkit.tasks.lm import LanguageModel, LMConfig
 
 
@@ -36,6 +36,18 @@ def test_loss_and_its_gradients_equal_the_nll_of_the_full_log_probabilities():
     torch.testing.assert_close(fast, full)
     for a, b in zip(fast_grads, full_grads):
         torch.testing.assert_close(a, b)
+
+
+def test_cluster_products_see_row_counts_in_multiples_of_row_multiple(monkeypatch):
+    # oneDNN's bfloat16 matmul builds a kernel per shape: each step's cluster sizes must not each be new
+    rows_seen = []
+    cluster = AdaptiveSoftmax._cluster
+    monkeypatch.setattr(AdaptiveSoftmax, "_cluster",
+                        lambda self, h, first, end: rows_seen.append(len(h)) or cluster(self, h, first, end))
+    softmax = _softmax()
+    for n in (5, 40, 77):
+        softmax.loss(torch.randn(n, 6, dtype=torch.float64), torch.randint(0, 15, (n,)))
+    assert rows_seen and all(rows % ROW_MULTIPLE == 0 for rows in rows_seen)
 
 
 def test_targets_in_the_head_leave_the_tail_words_untouched():

@@ -24,3 +24,16 @@ def test_bfloat16_autocast_matches_float32_and_reaches_float32_weights(cls, opti
         assert param.grad is not None and param.grad.dtype == torch.float32, name
         assert torch.isfinite(param.grad).all(), name
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("cls", [rk.RNN, rk.LSTM, rk.GRU])
+def test_the_state_returned_under_autocast_is_accepted_back_under_autocast(cls):
+    # a language model carries h_n (bfloat16 under autocast) into its next window of float32 embeddings
+    layer = cls(8, 16, num_layers=2)
+    x = torch.randn(6, 3, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, state = layer(x)
+        out, _ = layer(x, state)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    with pytest.raises(ValueError, match="has dtype torch.bfloat16 but input has torch.float32"):
+        layer(x, state)                                     # outside autocast the dtypes must agree

@@ -25,6 +25,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+ROW_MULTIPLE = 32
+"""A cluster's rows are padded (with copies of its first row) to a multiple of this: a few
+distinct matrix shapes instead of a new one at every step, which a backend that compiles a
+kernel per shape (oneDNN's bfloat16 matmul: about 50 ms each) would pay again and again."""
+
+
 def check_cutoffs(cutoffs: Sequence[int], vocab_size: int) -> List[int]:
     """``cutoffs`` as a list, or a ValueError: strictly increasing integers in (0, vocab_size)."""
     cutoffs = list(cutoffs)
@@ -110,9 +116,11 @@ class AdaptiveSoftmax(nn.Module):
         total = -self._head(h).gather(1, head_index.unsqueeze(1)).sum()
         for i, (first, end) in enumerate(self._bounds()):
             rows = (cluster == i + 1).nonzero().squeeze(1)                     # (n,)
-            if rows.numel():
+            n = rows.numel()
+            if n:
                 within = (target[rows] - first).unsqueeze(1)                   # (n, 1)
-                total = total - self._cluster(h[rows], first, end).gather(1, within).sum()
+                rows = F.pad(rows, (0, -n % ROW_MULTIPLE), value=int(rows[0]))  # (n rounded up,)
+                total = total - self._cluster(h[rows], first, end)[:n].gather(1, within).sum()
         return total / target.numel()
 
     def extra_repr(self) -> str:

@@ -258,7 +258,9 @@ class RNNBase(nn.Module):
             got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
             raise ValueError(f"{name} must have shape {expected} (num_layers*num_directions, batch, "
                              f"{'proj_size' if size == self.proj_size else 'hidden_size'}), got {got}")
-        if state.dtype != layout.x.dtype:
+        device = layout.x.device.type
+        autocast_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        if state.dtype not in (layout.x.dtype, autocast_dtype):          # under autocast: the state it returned
             raise ValueError(f"{name} has dtype {state.dtype} but input has {layout.x.dtype}; use the same dtype")
         if layout.unbatched:
             state = state.unsqueeze(1)
