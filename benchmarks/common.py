@@ -47,12 +47,14 @@ def run(main) -> None:
         raise SystemExit(f"error: {error}") from None
 
 
-def train_step_seconds(model: LMConfig, batch_size: int, bptt: int, steps: int = 10, tokens=None) -> float:
+def train_step_seconds(model: LMConfig, batch_size: int, bptt: int, steps: int = 10, tokens=None,
+                       bf16: bool = False) -> float:
     """Median seconds of one training step (loss, backward, AdamW) of a fresh ``model`` on
     ``bptt`` x ``batch_size`` windows, over ``steps`` timed steps after three untimed ones.
     ``tokens``: a 1-D id tensor to read the windows from (default: random ids drawn by Zipf's law,
     p(id) proportional to 1 / (id + 1), as the words of a text ranked by frequency are: uniform ids
-    would put most targets in an adaptive softmax's rare-word clusters and time a slower model)."""
+    would put most targets in an adaptive softmax's rare-word clusters and time a slower model);
+    ``bf16``: the loss under bfloat16 autocast, as ``TrainConfig.bf16`` trains."""
     net = LanguageModel(model).train()
     optimizer = torch.optim.AdamW(net.parameters())
     size = bptt * batch_size
@@ -64,7 +66,8 @@ def train_step_seconds(model: LMConfig, batch_size: int, bptt: int, steps: int =
         window = tokens[(k * size) % (len(tokens) - size - 1):][:size + 1]
         x, y = window[:-1].view(bptt, batch_size), window[1:].view(bptt, batch_size)
         begin = time.perf_counter()
-        loss, _ = net.loss(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = net.loss(x, y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -73,10 +76,11 @@ def train_step_seconds(model: LMConfig, batch_size: int, bptt: int, steps: int =
     return timed[len(timed) // 2]
 
 
-def steps_in(seconds: float, model: LMConfig, batch_size: int, bptt: int, share: float = 0.92) -> int:
+def steps_in(seconds: float, model: LMConfig, batch_size: int, bptt: int, share: float = 0.92,
+             bf16: bool = False) -> int:
     """Training steps of ``model`` at ``batch_size`` x ``bptt`` that fit in ``share`` of ``seconds``
     (the rest goes to evaluations and checkpoints), from a short timed run."""
-    return max(1, int(share * seconds / train_step_seconds(model, batch_size, bptt)))
+    return max(1, int(share * seconds / train_step_seconds(model, batch_size, bptt, bf16=bf16)))
 
 
 def write_result(path, result: dict) -> None:

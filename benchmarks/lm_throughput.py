@@ -1,7 +1,7 @@
 """Training throughput of a word language model, full softmax against adaptive softmax.
 
     python benchmarks/lm_throughput.py [--size 650] [--batch-size 32] [--bptt 35]
-                                       [--cutoffs 2000,5000] [--rounds 3] [--data-dir DIR]
+                                       [--cutoffs 2000,5000] [--rounds 3] [--bf16] [--data-dir DIR]
 
 A 2-layer tied LSTM with Penn Treebank's 10,000-word vocabulary: tokens per second of training
 steps (loss, backward, AdamW) with each decoder. The windows are read from ``ptb.train.txt``, its
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--cutoffs", default="2000,5000", help="adaptive softmax cutoffs (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (default: %(default)s)")
     parser.add_argument("--data-dir", help="directory holding ptb.train.txt (default: ../shared/data/ptb)")
+    parser.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast (default: float32)")
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
     ids = ptb_ids(data_dir("ptb", args.data_dir) / "ptb.train.txt")
@@ -51,12 +52,13 @@ def main() -> None:
     seconds = {name: [] for name in decoders}
     for _ in range(args.rounds):
         for name, config in decoders.items():
-            seconds[name].append(train_step_seconds(config, args.batch_size, args.bptt, steps=8, tokens=ids))
+            seconds[name].append(train_step_seconds(config, args.batch_size, args.bptt, steps=8, tokens=ids,
+                                                     bf16=args.bf16))
     tokens = args.batch_size * args.bptt
     rate = {name: tokens / statistics.median(s) for name, s in seconds.items()}
     write_result(args.json, {
         "benchmark": "lm-throughput", "size": args.size, "batch_size": args.batch_size, "bptt": args.bptt,
-        "cutoffs": cutoffs, "threads": torch.get_num_threads(),
+        "cutoffs": cutoffs, "bf16": args.bf16, "threads": torch.get_num_threads(),
         "tokens_per_second": {name: round(r) for name, r in rate.items()},
         "adaptive_over_full": round(rate["adaptive"] / rate["full"], 2)})
 
