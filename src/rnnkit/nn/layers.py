@@ -34,6 +34,11 @@ State = Union[Tensor, Tuple[Tensor, Tensor]]
 FUSED_STEP_ROWS = 8
 
 
+def autocast_dtype(device: str) -> Optional[torch.dtype]:
+    """The dtype ``torch.autocast`` runs the recurrent loop in on ``device``; None when autocast is off."""
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+
+
 class RNNBase(nn.Module):
     """A stack of recurrent layers over time, directions and lengths. Use ``RNN``, ``LSTM`` or ``GRU``."""
 
@@ -201,9 +206,9 @@ class RNNBase(nn.Module):
         T, B, _ = x.shape
         gx = self._input_projection(w, x)                                          # (T, B, G*H)
         device = x.device.type
-        autocast = torch.is_autocast_enabled(device)
-        if autocast:
-            gx = gx.to(torch.get_autocast_dtype(device))
+        loop_dtype = autocast_dtype(device)
+        if loop_dtype is not None:
+            gx = gx.to(loop_dtype)
 
         def cast(t: Optional[Tensor]) -> Optional[Tensor]:
             return t.to(gx.dtype) if t is not None else None
@@ -258,9 +263,7 @@ class RNNBase(nn.Module):
             got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
             raise ValueError(f"{name} must have shape {expected} (num_layers*num_directions, batch, "
                              f"{'proj_size' if size == self.proj_size else 'hidden_size'}), got {got}")
-        device = layout.x.device.type
-        autocast_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-        if state.dtype not in (layout.x.dtype, autocast_dtype):          # under autocast: the state it returned
+        if state.dtype not in (layout.x.dtype, autocast_dtype(layout.x.device.type)):   # or the state autocast returned
             raise ValueError(f"{name} has dtype {state.dtype} but input has {layout.x.dtype}; use the same dtype")
         if layout.unbatched:
             state = state.unsqueeze(1)
