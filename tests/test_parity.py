@@ -107,6 +107,20 @@ def test_parity_sweep(cell, mode, bidirectional, with_state):
     ))
 
 
+# Sequences of PACK_MIN_STEPS (8) steps or more run their recurrent products on a weight packed
+# once per pass (MKL's packed GEMM, where PyTorch has MKL); shorter ones call at::mm each step.
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_parity_long_sequences(cell, mode):
+    T, B, I, H = 24, 6, 5, 7
+    lengths = None if mode == "padded" else [9, 1, 24, 16, 8, 3]
+    _run_grid_case(dict(
+        cell=cell, T=T, B=B, I=I, H=H, proj=default_proj(cell, H), mode=mode, lengths=lengths,
+        num_layers=2, bidirectional=True, batch_first=(mode == "lengths"), bias=True,
+        with_state=True, seed=99,
+    ))
+
+
 @pytest.mark.parametrize("cell,which", [(c, w) for c in CELLS for w in ("output", "h_n", "c_n")
                                          if w != "c_n" or is_lstm(c)])
 def test_gradients_when_only_one_result_is_used(cell, which):

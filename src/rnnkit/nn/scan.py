@@ -234,7 +234,7 @@ class _Scan(torch.autograd.Function):
 
         if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
             empty = gx.new_empty(0)
-            native.load().scan_forward(CELL_CODES[kind.name], gx, w_hh_t, b_hh if b_hh is not None else empty,
+            native.load().scan_forward(CELL_CODES[kind.name], gx, w_hh, b_hh if b_hh is not None else empty,
                                        states_h, states_c if has_c else empty, act, scratch,
                                        list(spec.batch_sizes), spec.reverse, save)
             order = ()

@@ -10,6 +10,11 @@
 
 #include <torch/extension.h>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <string>
+#include <type_traits>
 
 namespace {
 
@@ -22,146 +27,163 @@ void check(const torch::Tensor& t, const char* name) {
 
 // --- LSTM ----------------------------------------------------------------------------------------
 
-// a (n, 4H) [i f g o] pre-activations, c_prev (n, H) -> act (n, 5H) [i f g o tanh(c)], h (n, H), c (n, H)
+// Each kernel works on raw rows: the time loop below calls it with pointers into its buffers, and
+// a thin tensor wrapper serves the Python loop of rnnkit/nn/scan.py. A second addend (A2, GB, DO)
+// may be null; the loop passes the recurrent product or the output gradient there instead of
+// summing it into a buffer first.
+
+// a = A (+ A2) (n, 4H) [i f g o] pre-activations, c_prev (n, H) -> act (n, 5H) [i f g o tanh(c)], h, c (n, H)
+template <typename T>
+void lstm_forward_rows(const T* A, const T* A2, const T* CP, T* ACT, T* HO, T* CO, int64_t n, int64_t H) {
+    #pragma omp parallel for if (n * H > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* ar = A + r * 4 * H;
+        const T* br = A2 != nullptr ? A2 + r * 4 * H : nullptr;
+        T* act_r = ACT + r * 5 * H;
+        #pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+            T ai = ar[j], af = ar[H + j], ag = ar[2 * H + j], ao = ar[3 * H + j];
+            if (br != nullptr) { ai += br[j]; af += br[H + j]; ag += br[2 * H + j]; ao += br[3 * H + j]; }
+            T i = sigmoid(ai), f = sigmoid(af), g = std::tanh(ag), o = sigmoid(ao);
+            T cn = f * CP[r * H + j] + i * g;
+            T tc = std::tanh(cn);
+            act_r[j] = i; act_r[H + j] = f; act_r[2 * H + j] = g; act_r[3 * H + j] = o; act_r[4 * H + j] = tc;
+            CO[r * H + j] = cn;
+            HO[r * H + j] = o * tc;
+        }
+    }
+}
+
 void lstm_forward(torch::Tensor a, torch::Tensor c_prev, torch::Tensor act, torch::Tensor h, torch::Tensor c) {
     check(a, "a"); check(c_prev, "c_prev"); check(act, "act"); check(h, "h"); check(c, "c");
-    const int64_t n = c_prev.size(0), H = c_prev.size(1);
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstm_forward", [&] {
-        const scalar_t* A = a.data_ptr<scalar_t>();
-        const scalar_t* CP = c_prev.data_ptr<scalar_t>();
-        scalar_t* ACT = act.data_ptr<scalar_t>();
-        scalar_t* HO = h.data_ptr<scalar_t>();
-        scalar_t* CO = c.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 4096)")
-        for (int64_t r = 0; r < n; ++r) {
-            const scalar_t* ar = A + r * 4 * H;
-            scalar_t* act_r = ACT + r * 5 * H;
-            _Pragma("omp simd")
-            for (int64_t j = 0; j < H; ++j) {
-                scalar_t i = sigmoid(ar[j]), f = sigmoid(ar[H + j]);
-                scalar_t g = std::tanh(ar[2 * H + j]), o = sigmoid(ar[3 * H + j]);
-                scalar_t cn = f * CP[r * H + j] + i * g;
-                scalar_t tc = std::tanh(cn);
-                act_r[j] = i; act_r[H + j] = f; act_r[2 * H + j] = g; act_r[3 * H + j] = o; act_r[4 * H + j] = tc;
-                CO[r * H + j] = cn;
-                HO[r * H + j] = o * tc;
-            }
-        }
+        lstm_forward_rows<scalar_t>(a.data_ptr<scalar_t>(), nullptr, c_prev.data_ptr<scalar_t>(),
+                                    act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(),
+                                    c_prev.size(0), c_prev.size(1));
     });
 }
 
-// dh, dc (n, H): gradients of h_t and c_t; act (n, 5H); c_prev (n, H)
+// dh = DH (+ DO), dc (n, H): gradients of h_t and c_t; act (n, 5H); c_prev (n, H)
 // -> d_a (n, 4H) gradients of the pre-activations, dc_prev (n, H) (may alias dc)
+template <typename T>
+void lstm_backward_rows(const T* DH, const T* DO, const T* DC, const T* ACT, const T* CP, T* DA, T* DCP,
+                        int64_t n, int64_t H) {
+    #pragma omp parallel for if (n * H > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* act_r = ACT + r * 5 * H;
+        const T* do_r = DO != nullptr ? DO + r * H : nullptr;
+        T* da_r = DA + r * 4 * H;
+        #pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+            const int64_t k = r * H + j;
+            T i = act_r[j], f = act_r[H + j], g = act_r[2 * H + j], o = act_r[3 * H + j];
+            T tc = act_r[4 * H + j];
+            T d_h = do_r != nullptr ? DH[k] + do_r[j] : DH[k];
+            T dct = DC[k] + d_h * o * (T(1) - tc * tc);
+            da_r[j] = dct * g * i * (T(1) - i);
+            da_r[H + j] = dct * CP[k] * f * (T(1) - f);
+            da_r[2 * H + j] = dct * i * (T(1) - g * g);
+            da_r[3 * H + j] = d_h * tc * o * (T(1) - o);
+            DCP[k] = dct * f;
+        }
+    }
+}
+
 void lstm_backward(torch::Tensor dh, torch::Tensor dc, torch::Tensor act, torch::Tensor c_prev,
                    torch::Tensor d_a, torch::Tensor dc_prev) {
     check(dh, "dh"); check(dc, "dc"); check(act, "act"); check(c_prev, "c_prev"); check(d_a, "d_a");
     check(dc_prev, "dc_prev");
-    const int64_t n = dh.size(0), H = dh.size(1);
     AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_backward", [&] {
-        const scalar_t* DH = dh.data_ptr<scalar_t>();
-        const scalar_t* DC = dc.data_ptr<scalar_t>();
-        const scalar_t* ACT = act.data_ptr<scalar_t>();
-        const scalar_t* CP = c_prev.data_ptr<scalar_t>();
-        scalar_t* DA = d_a.data_ptr<scalar_t>();
-        scalar_t* DCP = dc_prev.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 4096)")
-        for (int64_t r = 0; r < n; ++r) {
-            const scalar_t* act_r = ACT + r * 5 * H;
-            scalar_t* da_r = DA + r * 4 * H;
-            _Pragma("omp simd")
-            for (int64_t j = 0; j < H; ++j) {
-                const int64_t k = r * H + j;
-                scalar_t i = act_r[j], f = act_r[H + j], g = act_r[2 * H + j], o = act_r[3 * H + j];
-                scalar_t tc = act_r[4 * H + j];
-                scalar_t d_h = DH[k];
-                scalar_t dct = DC[k] + d_h * o * (scalar_t(1) - tc * tc);
-                da_r[j] = dct * g * i * (scalar_t(1) - i);
-                da_r[H + j] = dct * CP[k] * f * (scalar_t(1) - f);
-                da_r[2 * H + j] = dct * i * (scalar_t(1) - g * g);
-                da_r[3 * H + j] = d_h * tc * o * (scalar_t(1) - o);
-                DCP[k] = dct * f;
-            }
-        }
+        lstm_backward_rows<scalar_t>(dh.data_ptr<scalar_t>(), nullptr, dc.data_ptr<scalar_t>(),
+                                     act.data_ptr<scalar_t>(), c_prev.data_ptr<scalar_t>(),
+                                     d_a.data_ptr<scalar_t>(), dc_prev.data_ptr<scalar_t>(), dh.size(0), dh.size(1));
     });
 }
 
 // --- GRU -----------------------------------------------------------------------------------------
 
-// gx, gh (n, 3H) [r z n]; h_prev (n, H) -> act (n, 4H) [r z n gh_n], h (n, H)
+// gx, gh (n, 3H) [r z n], gh without b_hh when GB (3H) is given; h_prev (n, H)
+// -> act (n, 4H) [r z n gh_n] (gh_n with its bias), h (n, H)
+template <typename T>
+void gru_forward_rows(const T* GX, const T* GH, const T* GB, const T* HP, T* ACT, T* HO, int64_t n, int64_t H) {
+    #pragma omp parallel for if (n * H > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* x_r = GX + r * 3 * H;
+        const T* h_r = GH + r * 3 * H;
+        T* act_r = ACT + r * 4 * H;
+        #pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+            T hr = h_r[j], hz = h_r[H + j], ghn = h_r[2 * H + j];
+            if (GB != nullptr) { hr += GB[j]; hz += GB[H + j]; ghn += GB[2 * H + j]; }
+            T rg = sigmoid(x_r[j] + hr);
+            T z = sigmoid(x_r[H + j] + hz);
+            T nn = std::tanh(x_r[2 * H + j] + rg * ghn);
+            act_r[j] = rg; act_r[H + j] = z; act_r[2 * H + j] = nn; act_r[3 * H + j] = ghn;
+            HO[r * H + j] = nn + z * (HP[r * H + j] - nn);
+        }
+    }
+}
+
 void gru_forward(torch::Tensor gx, torch::Tensor gh, torch::Tensor h_prev, torch::Tensor act, torch::Tensor h) {
     check(gx, "gx"); check(gh, "gh"); check(h_prev, "h_prev"); check(act, "act"); check(h, "h");
-    const int64_t n = h_prev.size(0), H = h_prev.size(1);
     AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
-        const scalar_t* GX = gx.data_ptr<scalar_t>();
-        const scalar_t* GH = gh.data_ptr<scalar_t>();
-        const scalar_t* HP = h_prev.data_ptr<scalar_t>();
-        scalar_t* ACT = act.data_ptr<scalar_t>();
-        scalar_t* HO = h.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 4096)")
-        for (int64_t r = 0; r < n; ++r) {
-            const scalar_t* x_r = GX + r * 3 * H;
-            const scalar_t* h_r = GH + r * 3 * H;
-            scalar_t* act_r = ACT + r * 4 * H;
-            _Pragma("omp simd")
-            for (int64_t j = 0; j < H; ++j) {
-                scalar_t rg = sigmoid(x_r[j] + h_r[j]);
-                scalar_t z = sigmoid(x_r[H + j] + h_r[H + j]);
-                scalar_t ghn = h_r[2 * H + j];
-                scalar_t nn = std::tanh(x_r[2 * H + j] + rg * ghn);
-                act_r[j] = rg; act_r[H + j] = z; act_r[2 * H + j] = nn; act_r[3 * H + j] = ghn;
-                HO[r * H + j] = nn + z * (HP[r * H + j] - nn);
-            }
-        }
+        gru_forward_rows<scalar_t>(gx.data_ptr<scalar_t>(), gh.data_ptr<scalar_t>(), nullptr,
+                                   h_prev.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+                                   h_prev.size(0), h_prev.size(1));
     });
 }
 
-// dh (n, H); act (n, 4H); h_prev (n, H) -> d_gx, d_gh (n, 3H), dh_direct (n, H) = dh * z
+// dh = DH (+ DO) (n, H); act (n, 4H); h_prev (n, H) -> d_gx, d_gh (n, 3H), dh_direct (n, H) = dh * z
+// (dh_direct may alias DH: each element is read before it is written)
+template <typename T>
+void gru_backward_rows(const T* DH, const T* DO, const T* ACT, const T* HP, T* DX, T* DG, T* DD, int64_t n, int64_t H) {
+    #pragma omp parallel for if (n * H > 4096)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* act_r = ACT + r * 4 * H;
+        const T* do_r = DO != nullptr ? DO + r * H : nullptr;
+        T* dx_r = DX + r * 3 * H;
+        T* dg_r = DG + r * 3 * H;
+        #pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+            const int64_t k = r * H + j;
+            T rg = act_r[j], z = act_r[H + j], nn = act_r[2 * H + j], ghn = act_r[3 * H + j];
+            T d_h = do_r != nullptr ? DH[k] + do_r[j] : DH[k];
+            T dn = d_h * (T(1) - z) * (T(1) - nn * nn);
+            T dz = d_h * (HP[k] - nn) * z * (T(1) - z);
+            T dr = dn * ghn * rg * (T(1) - rg);
+            dx_r[j] = dr; dx_r[H + j] = dz; dx_r[2 * H + j] = dn;
+            dg_r[j] = dr; dg_r[H + j] = dz; dg_r[2 * H + j] = dn * rg;
+            DD[k] = d_h * z;
+        }
+    }
+}
+
 void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, torch::Tensor d_gx,
                   torch::Tensor d_gh, torch::Tensor dh_direct) {
     check(dh, "dh"); check(act, "act"); check(h_prev, "h_prev"); check(d_gx, "d_gx"); check(d_gh, "d_gh");
     check(dh_direct, "dh_direct");
-    const int64_t n = dh.size(0), H = dh.size(1);
     AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "gru_backward", [&] {
-        const scalar_t* DH = dh.data_ptr<scalar_t>();
-        const scalar_t* ACT = act.data_ptr<scalar_t>();
-        const scalar_t* HP = h_prev.data_ptr<scalar_t>();
-        scalar_t* DX = d_gx.data_ptr<scalar_t>();
-        scalar_t* DG = d_gh.data_ptr<scalar_t>();
-        scalar_t* DD = dh_direct.data_ptr<scalar_t>();
-        _Pragma("omp parallel for if (n * H > 4096)")
-        for (int64_t r = 0; r < n; ++r) {
-            const scalar_t* act_r = ACT + r * 4 * H;
-            scalar_t* dx_r = DX + r * 3 * H;
-            scalar_t* dg_r = DG + r * 3 * H;
-            _Pragma("omp simd")
-            for (int64_t j = 0; j < H; ++j) {
-                const int64_t k = r * H + j;
-                scalar_t rg = act_r[j], z = act_r[H + j], nn = act_r[2 * H + j], ghn = act_r[3 * H + j];
-                scalar_t d_h = DH[k];
-                scalar_t dn = d_h * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
-                scalar_t dz = d_h * (HP[k] - nn) * z * (scalar_t(1) - z);
-                scalar_t dr = dn * ghn * rg * (scalar_t(1) - rg);
-                dx_r[j] = dr; dx_r[H + j] = dz; dx_r[2 * H + j] = dn;
-                dg_r[j] = dr; dg_r[H + j] = dz; dg_r[2 * H + j] = dn * rg;
-                DD[k] = d_h * z;
-            }
-        }
+        gru_backward_rows<scalar_t>(dh.data_ptr<scalar_t>(), nullptr, act.data_ptr<scalar_t>(),
+                                    h_prev.data_ptr<scalar_t>(), d_gx.data_ptr<scalar_t>(), d_gh.data_ptr<scalar_t>(),
+                                    dh_direct.data_ptr<scalar_t>(), dh.size(0), dh.size(1));
     });
 }
 
 // --- Elman RNN -----------------------------------------------------------------------------------
 
-// a (n, H) -> act (n, H) = f(a), h (n, H) = act
+// a = A (+ A2) (n, H) -> act (n, H) = f(a), h (n, H) = act
 template <typename T, bool Relu>
-void rnn_forward_kernel(const T* A, T* ACT, T* HO, int64_t n, int64_t H) {
+void rnn_forward_rows(const T* A, const T* A2, T* ACT, T* HO, int64_t n, int64_t H) {
     #pragma omp parallel for if (n * H > 4096)
     for (int64_t r = 0; r < n; ++r) {
         const T* a = A + r * H;
+        const T* b = A2 != nullptr ? A2 + r * H : nullptr;
         T* act = ACT + r * H;
         T* h = HO + r * H;
         #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-            T v = Relu ? (a[j] > T(0) ? a[j] : T(0)) : std::tanh(a[j]);
+            T x = b != nullptr ? a[j] + b[j] : a[j];
+            T v = Relu ? (x > T(0) ? x : T(0)) : std::tanh(x);
             act[j] = v;
             h[j] = v;
         }
@@ -171,23 +193,25 @@ void rnn_forward_kernel(const T* A, T* ACT, T* HO, int64_t n, int64_t H) {
 void rnn_forward(torch::Tensor a, torch::Tensor act, torch::Tensor h, bool relu) {
     check(a, "a"); check(act, "act"); check(h, "h");
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnn_forward", [&] {
-        auto kernel = relu ? rnn_forward_kernel<scalar_t, true> : rnn_forward_kernel<scalar_t, false>;
-        kernel(a.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.size(0), a.size(1));
+        auto kernel = relu ? rnn_forward_rows<scalar_t, true> : rnn_forward_rows<scalar_t, false>;
+        kernel(a.data_ptr<scalar_t>(), nullptr, act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.size(0), a.size(1));
     });
 }
 
-// dh (n, H), act (n, H) -> d_a (n, H)
+// dh = DH (+ DO) (n, H), act (n, H) -> d_a (n, H)
 template <typename T, bool Relu>
-void rnn_backward_kernel(const T* DH, const T* ACT, T* DA, int64_t n, int64_t H) {
+void rnn_backward_rows(const T* DH, const T* DO, const T* ACT, T* DA, int64_t n, int64_t H) {
     #pragma omp parallel for if (n * H > 4096)
     for (int64_t r = 0; r < n; ++r) {
         const T* dh = DH + r * H;
+        const T* dout = DO != nullptr ? DO + r * H : nullptr;
         const T* act = ACT + r * H;
         T* da = DA + r * H;
         #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
+            T g = dout != nullptr ? dh[j] + dout[j] : dh[j];
             T v = act[j];
-            da[j] = Relu ? (v > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - v * v);
+            da[j] = Relu ? (v > T(0) ? g : T(0)) : g * (T(1) - v * v);
         }
     }
 }
@@ -195,8 +219,9 @@ void rnn_backward_kernel(const T* DH, const T* ACT, T* DA, int64_t n, int64_t H)
 void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool relu) {
     check(dh, "dh"); check(act, "act"); check(d_a, "d_a");
     AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "rnn_backward", [&] {
-        auto kernel = relu ? rnn_backward_kernel<scalar_t, true> : rnn_backward_kernel<scalar_t, false>;
-        kernel(dh.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), d_a.data_ptr<scalar_t>(), dh.size(0), dh.size(1));
+        auto kernel = relu ? rnn_backward_rows<scalar_t, true> : rnn_backward_rows<scalar_t, false>;
+        kernel(dh.data_ptr<scalar_t>(), nullptr, act.data_ptr<scalar_t>(), d_a.data_ptr<scalar_t>(),
+               dh.size(0), dh.size(1));
     });
 }
 
@@ -368,33 +393,123 @@ void layer_norm_backward(torch::Tensor d_gh, torch::Tensor xhat, torch::Tensor r
 // Cell codes shared with rnnkit/nn/scan.py.
 enum Cell : int64_t { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
 
-// The forward loop of rnnkit/nn/scan.py (_Scan.forward) for the plain case: same buffers, same
-// order, run without returning to Python between steps.
-//   gx (T, B, G*H); w_hh_t (H, G*H); b_hh (G*H) or empty (GRU only); states_h (T+1, B, H);
-//   states_c (T+1 or 2, B, H) or empty; act (T or 1, B, saved*H); scratch (B, G*H).
-void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh_t, torch::Tensor b_hh,
-                  torch::Tensor states_h, torch::Tensor states_c, torch::Tensor act, torch::Tensor scratch,
-                  std::vector<int64_t> batch_sizes, bool reverse, bool save) {
-    const int64_t T = gx.size(0), B = gx.size(1);
-    for (int64_t k = 0; k < T; ++k) {
-        const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t], s = save ? t : 0;
-        torch::Tensor h_prev = states_h[k].narrow(0, 0, n), h_next = states_h[k + 1].narrow(0, 0, n);
-        if (n < B) states_h[k + 1].narrow(0, n, B - n).copy_(states_h[k].narrow(0, n, B - n));
-        torch::Tensor a = scratch.narrow(0, 0, n), act_s = act[s].narrow(0, 0, n);
-        if (cell == LSTM) {
-            const int64_t kc = save ? k : k % 2, next = save ? k + 1 : 1 - kc;
-            if (n < B) states_c[next].narrow(0, n, B - n).copy_(states_c[kc].narrow(0, n, B - n));
-            at::addmm_out(a, gx[t].narrow(0, 0, n), h_prev, w_hh_t);
-            lstm_forward(a, states_c[kc].narrow(0, 0, n), act_s, h_next, states_c[next].narrow(0, 0, n));
-        } else if (cell == GRU) {
-            if (b_hh.numel() > 0) at::addmm_out(a, b_hh, h_prev, w_hh_t);
-            else at::mm_out(a, h_prev, w_hh_t);
-            gru_forward(gx[t].narrow(0, 0, n), a, h_prev, act_s, h_next);
-        } else {
-            at::addmm_out(a, gx[t].narrow(0, 0, n), h_prev, w_hh_t);
-            rnn_forward(a, act_s, h_next, cell == RNN_RELU);
+// Every step multiplies the state by the same weight. MKL, which PyTorch's x86 builds carry, can
+// pack a matrix once into its internal blocked layout and reuse it for every product
+// (cblas_sgemm_pack / cblas_sgemm_compute), the way oneDNN's fused LSTM does. The functions are
+// looked up at run time: where they are missing (a PyTorch without MKL), or with
+// RNNKIT_PACKED_GEMM=0, each step calls at::mm instead.
+struct MklPackedGemm {
+    size_t (*get_size)(int identifier, int m, int n, int k) = nullptr;
+    void (*pack)(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src, int ld,
+                 float* dest) = nullptr;
+    void (*compute)(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda, const float* b,
+                    int ldb, float beta, float* c, int ldc) = nullptr;
+    enum : int { RowMajor = 101, NoTrans = 111, Trans = 112, Packed = 151, BMatrix = 162 };   // mkl_cblas.h
+
+    static const MklPackedGemm& get() {
+        static const MklPackedGemm api = [] {
+            MklPackedGemm found;
+            const char* setting = std::getenv("RNNKIT_PACKED_GEMM");
+            if (setting != nullptr && std::string(setting) == "0") return found;
+            void* torch_cpu = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+            if (torch_cpu == nullptr) return found;
+            found.get_size = reinterpret_cast<decltype(found.get_size)>(dlsym(torch_cpu, "cblas_sgemm_pack_get_size"));
+            found.pack = reinterpret_cast<decltype(found.pack)>(dlsym(torch_cpu, "cblas_sgemm_pack"));
+            found.compute = reinterpret_cast<decltype(found.compute)>(dlsym(torch_cpu, "cblas_sgemm_compute"));
+            if (found.get_size == nullptr || found.pack == nullptr || found.compute == nullptr) found = MklPackedGemm{};
+            return found;
+        }();
+        return api;
+    }
+};
+
+// Packing costs about one product's time, so it pays from a few steps on; fewer steps use at::mm.
+constexpr int64_t PACK_MIN_STEPS = 8;
+
+// out (n, N) = x (n, K) op(W) + beta * out, for the same W at every step; op(W) = W^T when
+// `transposed` (W is (N, K), as a forward pass uses W_hh) or W (W is (K, N), as BPTT uses it).
+// rows: the most rows a product will have (the batch), steps: how many products there will be.
+template <typename T>
+class StepProduct {
+  public:
+    StepProduct(const torch::Tensor& w, bool transposed, int64_t rows, int64_t steps)
+        : w_(w.contiguous()), transposed_(transposed),
+          K_(transposed ? w.size(1) : w.size(0)), N_(transposed ? w.size(0) : w.size(1)) {
+        const MklPackedGemm& mkl = MklPackedGemm::get();
+        if constexpr (std::is_same_v<T, float>) {
+            if (mkl.compute != nullptr && steps >= PACK_MIN_STEPS) {
+                const size_t bytes = mkl.get_size(MklPackedGemm::BMatrix, rows, N_, K_);
+                packed_ = torch::empty({static_cast<int64_t>(bytes)}, w_.options().dtype(torch::kUInt8));
+                mkl.pack(MklPackedGemm::RowMajor, MklPackedGemm::BMatrix,
+                         transposed ? MklPackedGemm::Trans : MklPackedGemm::NoTrans, rows, N_, K_, 1.f,
+                         w_.data_ptr<float>(), w_.size(1), static_cast<float*>(packed_.data_ptr()));
+            }
         }
     }
+
+    void operator()(const T* x, int64_t n, T beta, T* out) const {
+        if constexpr (std::is_same_v<T, float>) {
+            if (packed_.defined()) {
+                MklPackedGemm::get().compute(MklPackedGemm::RowMajor, MklPackedGemm::NoTrans, MklPackedGemm::Packed,
+                                            n, N_, K_, x, K_, static_cast<const float*>(packed_.data_ptr()), N_,
+                                            beta, out, N_);
+                return;
+            }
+        }
+        torch::Tensor x_t = torch::from_blob(const_cast<T*>(x), {n, K_}, w_.options());
+        torch::Tensor out_t = torch::from_blob(out, {n, N_}, w_.options());
+        torch::Tensor w = transposed_ ? w_.t() : w_;
+        if (beta == T(0)) at::mm_out(out_t, x_t, w);
+        else out_t.addmm_(x_t, w);
+    }
+
+  private:
+    torch::Tensor w_, packed_;
+    bool transposed_;
+    int64_t K_, N_;
+};
+
+// The forward loop of rnnkit/nn/scan.py (_Scan.forward) for the plain case: same buffers, same
+// order, run without returning to Python between steps.
+//   gx (T, B, G*H); w_hh (G*H, H); b_hh (G*H) or empty (GRU only); states_h (T+1, B, H);
+//   states_c (T+1 or 2, B, H) or empty; act (T or 1, B, saved*H); scratch (B, G*H).
+void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Tensor b_hh,
+                  torch::Tensor states_h, torch::Tensor states_c, torch::Tensor act, torch::Tensor scratch,
+                  std::vector<int64_t> batch_sizes, bool reverse, bool save) {
+    check(gx, "gx"); check(states_h, "states_h"); check(act, "act"); check(scratch, "scratch");
+    const int64_t T = gx.size(0), B = gx.size(1), GH = gx.size(2), H = states_h.size(2), saved = act.size(2);
+    const bool relu = cell == RNN_RELU;
+    AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "scan_forward", [&] {
+        const StepProduct<scalar_t> recurrent(w_hh, /*transposed=*/true, B, T);       // h W_hh^T
+        const scalar_t* GX = gx.data_ptr<scalar_t>();
+        const scalar_t* BHH = b_hh.numel() > 0 ? b_hh.data_ptr<scalar_t>() : nullptr;
+        scalar_t* SH = states_h.data_ptr<scalar_t>();
+        scalar_t* SC = states_c.numel() > 0 ? states_c.data_ptr<scalar_t>() : nullptr;
+        scalar_t* ACT = act.data_ptr<scalar_t>();
+        scalar_t* GHR = scratch.data_ptr<scalar_t>();                                  // (n, G*H)
+        const size_t row = H * sizeof(scalar_t);
+        for (int64_t k = 0; k < T; ++k) {
+            const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t], s = save ? t : 0;
+            const scalar_t* gx_t = GX + t * B * GH;
+            scalar_t* h_prev = SH + k * B * H;
+            scalar_t* h_next = h_prev + B * H;
+            scalar_t* act_s = ACT + s * B * saved;
+            if (n < B) std::memcpy(h_next + n * H, h_prev + n * H, (B - n) * row);   // inactive rows carry h
+            recurrent(h_prev, n, scalar_t(0), GHR);
+            if (cell == LSTM) {
+                const int64_t kc = save ? k : k % 2, next = save ? k + 1 : 1 - kc;
+                scalar_t* c_prev = SC + kc * B * H;
+                scalar_t* c_next = SC + next * B * H;
+                if (n < B) std::memcpy(c_next + n * H, c_prev + n * H, (B - n) * row);
+                lstm_forward_rows<scalar_t>(gx_t, GHR, c_prev, act_s, h_next, c_next, n, H);
+            } else if (cell == GRU) {
+                gru_forward_rows<scalar_t>(gx_t, GHR, BHH, h_prev, act_s, h_next, n, H);
+            } else {
+                (relu ? rnn_forward_rows<scalar_t, true> : rnn_forward_rows<scalar_t, false>)(gx_t, GHR, act_s,
+                                                                                            h_next, n, H);
+            }
+        }
+    });
 }
 
 // The backward loop of _Scan.backward for the plain case. dh (B, H) and dc (B, H) hold the
@@ -403,26 +518,40 @@ void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh_t, torch::T
 void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, torch::Tensor states_c,
                    torch::Tensor act, torch::Tensor d_output, torch::Tensor dh, torch::Tensor dc,
                    torch::Tensor d_gx, torch::Tensor d_gh, std::vector<int64_t> batch_sizes, bool reverse) {
-    const int64_t T = act.size(0);
-    for (int64_t k = T - 1; k >= 0; --k) {
-        const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t];
-        torch::Tensor g_h = dh.narrow(0, 0, n) + d_output[t].narrow(0, 0, n);      // dL/dh_t
-        torch::Tensor act_t = act[t].narrow(0, 0, n), d_raw = d_gx[t].narrow(0, 0, n);
-        torch::Tensor dh_direct;
-        if (cell == LSTM) {
-            torch::Tensor dc_n = dc.narrow(0, 0, n);
-            lstm_backward(g_h, dc_n, act_t, states_c[k].narrow(0, 0, n), d_raw, dc_n);
-        } else if (cell == GRU) {
-            dh_direct = torch::empty_like(g_h);
-            d_raw = d_gh[t].narrow(0, 0, n);
-            gru_backward(g_h, act_t, states_h[k].narrow(0, 0, n), d_gx[t].narrow(0, 0, n), d_raw, dh_direct);
-        } else {
-            rnn_backward(g_h, act_t, d_raw, cell == RNN_RELU);
+    check(states_h, "states_h"); check(act, "act"); check(dh, "dh"); check(d_gx, "d_gx");
+    d_output = d_output.contiguous();
+    const int64_t T = act.size(0), B = act.size(1), saved = act.size(2), GH = d_gx.size(2), H = dh.size(1);
+    const bool relu = cell == RNN_RELU;
+    AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "scan_backward", [&] {
+        const StepProduct<scalar_t> recurrent(w_hh, /*transposed=*/false, B, T);      // d_gates W_hh
+        const scalar_t* SH = states_h.data_ptr<scalar_t>();
+        const scalar_t* SC = states_c.numel() > 0 ? states_c.data_ptr<scalar_t>() : nullptr;
+        const scalar_t* ACT = act.data_ptr<scalar_t>();
+        const scalar_t* DO = d_output.data_ptr<scalar_t>();
+        scalar_t* DH = dh.data_ptr<scalar_t>();
+        scalar_t* DC = dc.numel() > 0 ? dc.data_ptr<scalar_t>() : nullptr;
+        scalar_t* DGX = d_gx.data_ptr<scalar_t>();
+        scalar_t* DGH = d_gh.numel() > 0 ? d_gh.data_ptr<scalar_t>() : nullptr;
+        for (int64_t k = T - 1; k >= 0; --k) {
+            const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t];
+            const scalar_t* act_t = ACT + t * B * saved;
+            const scalar_t* do_t = DO + t * B * H;                  // dL/dh_t = dh + d_output[t]
+            scalar_t* d_raw = DGX + t * B * GH;
+            if (cell == LSTM) {
+                lstm_backward_rows<scalar_t>(DH, do_t, DC, act_t, SC + k * B * H, d_raw, DC, n, H);
+                recurrent(d_raw, n, scalar_t(0), DH);
+            } else if (cell == GRU) {
+                d_raw = DGH + t * B * GH;
+                // dh <- dh * z (the direct path), then dh += d_gh W_hh
+                gru_backward_rows<scalar_t>(DH, do_t, act_t, SH + k * B * H, DGX + t * B * GH, d_raw, DH, n, H);
+                recurrent(d_raw, n, scalar_t(1), DH);
+            } else {
+                (relu ? rnn_backward_rows<scalar_t, true> : rnn_backward_rows<scalar_t, false>)(DH, do_t, act_t,
+                                                                                              d_raw, n, H);
+                recurrent(d_raw, n, scalar_t(0), DH);
+            }
         }
-        torch::Tensor dh_n = dh.narrow(0, 0, n);
-        at::mm_out(dh_n, d_raw, w_hh);
-        if (dh_direct.defined()) dh_n.add_(dh_direct);
-    }
+    });
 }
 
 // --- One streaming step of a plain layer, at a batch of a few rows --------------------------------
