@@ -223,7 +223,8 @@ class _Scan(torch.autograd.Function):
         if has_c:
             states_c = gx.new_empty((T + 1 if save else 2, B, H))
             states_c[0] = c0
-        act = _buffer(gx, steps, B, kind.saved * H)
+        # The native loop of the Elman RNN reads its saved activation, h_t, back from states_h.
+        act = _buffer(gx, steps, B, 0 if spec.native_loop and kind.gates == 1 else kind.saved * H)
         # h before projection / zoneout (the projection's input is needed for dW_hr)
         h_cand = _buffer(gx, steps, B, H, zero=variable and save) \
             if (w_hr is not None or zoneout_h is not None) else None

@@ -171,20 +171,20 @@ void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, tor
 
 // --- Elman RNN -----------------------------------------------------------------------------------
 
-// a = A (+ A2) (n, H) -> act (n, H) = f(a), h (n, H) = act
+// a = A (+ A2) (n, H) -> act (n, H) = f(a) (unless ACT is null), h (n, H) = f(a)
 template <typename T, bool Relu>
 void rnn_forward_rows(const T* A, const T* A2, T* ACT, T* HO, int64_t n, int64_t H) {
     #pragma omp parallel for if (n * H > 4096)
     for (int64_t r = 0; r < n; ++r) {
         const T* a = A + r * H;
         const T* b = A2 != nullptr ? A2 + r * H : nullptr;
-        T* act = ACT + r * H;
+        T* act = ACT != nullptr ? ACT + r * H : nullptr;
         T* h = HO + r * H;
         #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
             T x = b != nullptr ? a[j] + b[j] : a[j];
             T v = Relu ? (x > T(0) ? x : T(0)) : std::tanh(x);
-            act[j] = v;
+            if (ACT != nullptr) act[j] = v;
             h[j] = v;
         }
     }
@@ -472,7 +472,8 @@ class StepProduct {
 // The forward loop of rnnkit/nn/scan.py (_Scan.forward) for the plain case: same buffers, same
 // order, run without returning to Python between steps.
 //   gx (T, B, G*H); w_hh (G*H, H); b_hh (G*H) or empty (GRU only); states_h (T+1, B, H);
-//   states_c (T+1 or 2, B, H) or empty; act (T or 1, B, saved*H); scratch (B, G*H).
+//   states_c (T+1 or 2, B, H) or empty; act (T or 1, B, saved*H), or (T, B, 0) for the Elman RNN,
+//   whose saved activation is h_t itself (read back from states_h); scratch (B, G*H).
 void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Tensor b_hh,
                   torch::Tensor states_h, torch::Tensor states_c, torch::Tensor act, torch::Tensor scratch,
                   std::vector<int64_t> batch_sizes, bool reverse, bool save) {
@@ -505,8 +506,8 @@ void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Ten
             } else if (cell == GRU) {
                 gru_forward_rows<scalar_t>(gx_t, GHR, BHH, h_prev, act_s, h_next, n, H);
             } else {
-                (relu ? rnn_forward_rows<scalar_t, true> : rnn_forward_rows<scalar_t, false>)(gx_t, GHR, act_s,
-                                                                                            h_next, n, H);
+                (relu ? rnn_forward_rows<scalar_t, true> : rnn_forward_rows<scalar_t, false>)(
+                    gx_t, GHR, saved > 0 ? act_s : nullptr, h_next, n, H);
             }
         }
     });
@@ -534,7 +535,7 @@ void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, tor
         scalar_t* DGH = d_gh.numel() > 0 ? d_gh.data_ptr<scalar_t>() : nullptr;
         for (int64_t k = T - 1; k >= 0; --k) {
             const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t];
-            const scalar_t* act_t = ACT + t * B * saved;
+            const scalar_t* act_t = saved > 0 ? ACT + t * B * saved : SH + (k + 1) * B * H;   // RNN: h_t
             const scalar_t* do_t = DO + t * B * H;                  // dL/dh_t = dh + d_output[t]
             scalar_t* d_raw = DGX + t * B * GH;
             if (cell == LSTM) {
