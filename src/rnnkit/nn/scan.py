@@ -297,8 +297,12 @@ class _Scan(torch.autograd.Function):
         if d_output is None:
             d_output = torch.zeros(T, B, Hr, **like)
         d_gx_all = zeros(T, B, GH, **like)                               # dL/d(gx): returned
+        gru_native = spec.native_loop and kind.separate_recurrent
         # dL/d(gh) after layer norm (GRU only; for the RNN and LSTM it is d_gx), and before it.
-        d_gh_all = zeros(T, B, GH, **like) if kind.separate_recurrent else d_gx_all
+        # The GRU's native loop keeps only its n block, dL/d(gh_n) = dn * r (T, B, H): its r and z
+        # blocks are d_gx's (a (T, B, 3H) buffer less per pass).
+        d_gh_all = zeros(T, B, H, **like) if gru_native else \
+            zeros(T, B, GH, **like) if kind.separate_recurrent else d_gx_all
         d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
         d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
 
@@ -308,7 +312,7 @@ class _Scan(torch.autograd.Function):
             native.load().scan_backward(CELL_CODES[kind.name], w_hh, states_h,
                                         states_c if states_c is not None else empty, act, d_output, dh,
                                         dc if dc is not None else empty, d_gx_all,
-                                        d_gh_all if kind.separate_recurrent else empty,
+                                        d_gh_all if gru_native else empty,
                                         list(spec.batch_sizes), spec.reverse)
             steps = ()
         for k in steps:
@@ -350,10 +354,13 @@ class _Scan(torch.autograd.Function):
 
         # Weight gradients: one GEMM each over all T*B rows.
         h_prev_all = states_h[:-1].flip(0) if spec.reverse else states_h[:-1]    # (T, B, Hr) by time
-        d_w_hh = torch.mm(d_raw_all.reshape(-1, GH).t(), h_prev_all.reshape(-1, Hr))   # (GH, Hr)
+        # dL/d(gh) before layer norm, by blocks of gate rows
+        blocks = (d_gx_all[..., :2 * H], d_gh_all) if gru_native else (d_raw_all,)
+        h_prev_rows = h_prev_all.reshape(-1, Hr)
+        d_w_hh = torch.cat([torch.mm(b.reshape(-1, b.shape[-1]).t(), h_prev_rows) for b in blocks])  # (GH, Hr)
         d_b_hh = d_w_hr = d_ln = None
         if b_hh is not None and ctx.needs_input_grad[5]:
-            d_b_hh = d_gh_all.sum((0, 1))
+            d_b_hh = torch.cat([b.sum((0, 1)) for b in blocks]) if gru_native else d_gh_all.sum((0, 1))
         if w_hr is not None and ctx.needs_input_grad[6]:
             d_w_hr = torch.mm(d_proj_all.reshape(-1, Hr).t(), h_cand.reshape(-1, H))    # (Hr, H)
         if ln_weight is not None and ctx.needs_input_grad[7]:

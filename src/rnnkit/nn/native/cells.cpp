@@ -555,10 +555,11 @@ void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Ten
 
 // The backward loop of _Scan.backward for the plain case. dh (B, H) and dc (B, H) hold the
 // gradients of the final state on entry and of the initial state on return. d_gx (T, B, G*H)
-// receives the pre-activation gradients; d_gh (T, B, G*H) the GRU's recurrent ones (else empty).
+// receives the pre-activation gradients; d_gh_n (T, B, H) the GRU's gradients of gh_n, the n
+// block of its recurrent ones (the r and z blocks equal d_gx's); empty for the other cells.
 void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, torch::Tensor states_c,
                    torch::Tensor act, torch::Tensor d_output, torch::Tensor dh, torch::Tensor dc,
-                   torch::Tensor d_gx, torch::Tensor d_gh, std::vector<int64_t> batch_sizes, bool reverse) {
+                   torch::Tensor d_gx, torch::Tensor d_gh_n, std::vector<int64_t> batch_sizes, bool reverse) {
     check(states_h, "states_h"); check(act, "act"); check(dh, "dh"); check(d_gx, "d_gx");
     d_output = d_output.contiguous();
     const int64_t T = act.size(0), B = act.size(1), saved = act.size(2), GH = d_gx.size(2), H = dh.size(1);
@@ -572,7 +573,9 @@ void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, tor
         scalar_t* DH = dh.data_ptr<scalar_t>();
         scalar_t* DC = dc.numel() > 0 ? dc.data_ptr<scalar_t>() : nullptr;
         scalar_t* DGX = d_gx.data_ptr<scalar_t>();
-        scalar_t* DGH = d_gh.numel() > 0 ? d_gh.data_ptr<scalar_t>() : nullptr;
+        scalar_t* DGN = d_gh_n.numel() > 0 ? d_gh_n.data_ptr<scalar_t>() : nullptr;
+        // the GRU's recurrent gradients [dr dz dn*r] of one step (n, 3H), for the product with W_hh
+        torch::Tensor d_gh_step = cell == GRU ? torch::empty({B, GH}, d_gx.options()) : torch::Tensor();
         for (int64_t k = T - 1; k >= 0; --k) {
             const int64_t t = reverse ? T - 1 - k : k, n = batch_sizes[t];
             const scalar_t* act_t = saved > 0 ? ACT + t * B * saved : SH + (k + 1) * B * H;   // RNN: h_t
@@ -582,9 +585,11 @@ void scan_backward(int64_t cell, torch::Tensor w_hh, torch::Tensor states_h, tor
                 lstm_backward_rows<scalar_t>(DH, do_t, DC, act_t, SC + k * B * H, d_raw, DC, n, H);
                 recurrent(d_raw, n, scalar_t(0), DH);
             } else if (cell == GRU) {
-                d_raw = DGH + t * B * GH;
+                d_raw = d_gh_step.data_ptr<scalar_t>();
                 // dh <- dh * z (the direct path), then dh += d_gh W_hh
                 gru_backward_rows<scalar_t>(DH, do_t, act_t, SH + k * B * H, DGX + t * B * GH, d_raw, DH, n, H);
+                for (int64_t r = 0; r < n; ++r)
+                    std::memcpy(DGN + (t * B + r) * H, d_raw + r * GH + 2 * H, H * sizeof(scalar_t));
                 recurrent(d_raw, n, scalar_t(1), DH);
             } else {
                 (relu ? rnn_backward_rows<scalar_t, true> : rnn_backward_rows<scalar_t, false>)(DH, do_t, act_t,
