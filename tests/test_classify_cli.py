@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import rnnkit
 
@@ -69,6 +70,37 @@ def test_predict_texts_file_and_explain(run, tmp_path, capsys):
     assert main(argv) == 2 and "--force" in capsys.readouterr().err
     assert target.read_text(encoding="utf-8") == before
     assert main(argv + ["--force"]) == 0
+
+
+def test_ensemble_evaluate_and_predict(run, files, tmp_path, capsys):
+    """Several --checkpoint: the mean of the classifiers' probabilities."""
+    from rnnkit.tasks.classify_files import Ensemble, load
+
+    _, data, valid = files
+    second = tmp_path / "second"
+    assert train(data, valid, second, "--max-epochs", "2", "--seed", "7", "--cell", "gru") == 0
+    capsys.readouterr()
+    both = ["--checkpoint", str(run), "--checkpoint", str(second)]
+    assert main(["evaluate", *both, "--data", str(valid), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] >= 0.9
+    assert (run / "confusion_matrix_ensemble.png").exists()       # beside the first member's checkpoints
+    texts = ["the good film was bad", "bad then good"]
+    ensemble = load([run, second])
+    assert isinstance(ensemble, Ensemble)
+    mean = (load(run).probabilities_of(texts) + load(second).probabilities_of(texts)) / 2
+    assert torch.allclose(ensemble.probabilities_of(texts), mean)
+    assert [p.label for p in ensemble.predict(texts)] == ["pos", "neg"]
+    assert main(["predict", *both, *texts]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["pos", "neg"]
+    assert main(["predict", *both, "--explain", "good"]) == 2
+    assert "one --checkpoint" in capsys.readouterr().err
+    digits = tmp_path / "digits"
+    assert main(["train", "classify", "--data", "digits", "--out", str(digits), "--hidden-size", "8",
+                 "--max-steps", "2"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(run), "--checkpoint", str(digits), "good"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "same labels" in error and len(error.splitlines()) == 1
 
 
 def test_digits_and_numeric_sequences(tmp_path, capsys):

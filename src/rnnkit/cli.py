@@ -315,7 +315,9 @@ def _cmd_train_classify(args: argparse.Namespace) -> int:
 def _add_evaluate(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on a file: a language model's loss and "
                                                "perplexity, a classifier's accuracy, F1 and confusion matrix")
-    p.add_argument("--checkpoint", required=True, help="a run directory (--out of training: its latest checkpoint), RUN/BEST (its best) or a checkpoint directory")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="a run directory (--out of training: its latest checkpoint), RUN/BEST (its best) or a checkpoint "
+                        "directory; classifiers: repeat it to evaluate an ensemble (the mean of their probabilities)")
     p.add_argument("--data", required=True, help="file to evaluate on ('digits': a digits classifier's held-out part)")
     p.add_argument("--encoding", default=None, help="text encoding (default: utf-8, or the classifier's training one)")
     p.add_argument("--text-col", default=None, help="classifier: text column (default: as in training)")
@@ -329,16 +331,19 @@ def _add_evaluate(subparsers) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import find_checkpoint
 
-    if find_checkpoint(args.checkpoint).config.get("task", {}).get("task") == "classify":
+    if find_checkpoint(args.checkpoint[0]).config.get("task", {}).get("task") == "classify":
         from .tasks.classify_files import evaluate
 
         result = evaluate(args.checkpoint, args.data, text_col=args.text_col, label_col=args.label_col,
                           fmt=args.format, encoding=args.encoding)
         summary = {key: result[key] for key in ("accuracy", "macro_f1", "examples")}
     else:
+        if len(args.checkpoint) > 1:
+            raise UsageError(f"{args.checkpoint[0]} is a language model; ensembles (--checkpoint given "
+                             f"{len(args.checkpoint)} times) are for classifiers: give one --checkpoint")
         from .tasks.lm_files import evaluate_lm
 
-        result = summary = evaluate_lm(args.checkpoint, args.data, encoding=args.encoding or "utf-8")
+        result = summary = evaluate_lm(args.checkpoint[0], args.data, encoding=args.encoding or "utf-8")
     if args.json:
         print(json.dumps(result))
         return EXIT_OK
@@ -354,7 +359,9 @@ def _add_predict(subparsers) -> None:
     p = subparsers.add_parser("predict", help="labels and probabilities of texts from a classifier",
                               description="Classify texts given as arguments or one per line of --input.")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
-    p.add_argument("--checkpoint", required=True, help="a classifier's run directory, RUN/BEST (its best checkpoint) or a checkpoint directory")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="a classifier's run directory, RUN/BEST (its best checkpoint) or a checkpoint directory; "
+                        "repeat it to predict with an ensemble (the mean of their probabilities)")
     p.add_argument("--input", help="file with one text per line, blank lines skipped (default: the TEXT arguments)")
     p.add_argument("--encoding", default="utf-8", help="encoding of --input (default: %(default)s)")
     p.add_argument("--output", help="write JSON lines {text, label, probabilities} here (default: stdout, one line each)")
@@ -367,6 +374,8 @@ def _add_predict(subparsers) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     if bool(args.texts) == bool(args.input):
         raise UsageError("give texts to classify or --input FILE (one of them)")
+    if args.explain and len(args.checkpoint) > 1:
+        raise UsageError("--explain reads one classifier: give one --checkpoint (not an ensemble)")
     output = check_output_path(args.output, "--output") if args.output else None
     if output and os.path.exists(output) and not args.force:
         raise UsageError(f"--output {output} exists; pass --force to overwrite it")

@@ -146,22 +146,20 @@ class TrainedClassifier:
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.labels.multi_label else torch.softmax(logits, dim=-1)
 
+    def probabilities_of(self, items: Sequence, batch_size: int = 64) -> torch.Tensor:
+        """(N, C) class probabilities of ``items`` (sigmoids for multi-label)."""
+        return self.probabilities(self.logits(items, batch_size))
+
     def predict(self, items: Sequence) -> List[Prediction]:
         """A ``Prediction`` for each text (or feature array)."""
-        return [self._prediction(p) for p in self.probabilities(self.logits(items))]
-
-    def _prediction(self, probs: torch.Tensor) -> Prediction:
-        named = {name: round(float(p), 6) for name, p in zip(self.labels.names, probs)}
-        if self.labels.multi_label:
-            return Prediction(tuple(n for n, p in zip(self.labels.names, probs) if p >= 0.5), named)
-        return Prediction(self.labels.names[int(probs.argmax())], named)
+        return [prediction_from(p, self.labels) for p in self.probabilities_of(items)]
 
     def explain(self, item) -> Explanation:
         """Token (or step) importances for the prediction of one text (or feature array)."""
         inputs, lengths = pad(self.encode([item]))
         embedded = self.model.embed(inputs).detach().requires_grad_(True)            # (1, T, E)
         logits, attention = self.model.classify(embedded, lengths)
-        prediction = self._prediction(self.probabilities(logits.detach().float())[0])
+        prediction = prediction_from(self.probabilities(logits.detach().float())[0], self.labels)
         if attention is not None:
             scores, method = attention[0].detach(), "attention"
         else:
@@ -174,8 +172,53 @@ class TrainedClassifier:
         return Explanation(prediction, tokens, [round(float(s), 6) for s in scores], method)
 
 
-def load(path) -> TrainedClassifier:
-    """Rebuild the classifier saved in ``path`` (a run directory or a checkpoint directory)."""
+def prediction_from(probs: torch.Tensor, labels: Labels) -> Prediction:
+    """The ``Prediction`` of one example's (C,) probabilities: the likeliest label, or for
+    multi-label every label at 0.5 or above."""
+    named = {name: round(float(p), 6) for name, p in zip(labels.names, probs)}
+    if labels.multi_label:
+        return Prediction(tuple(n for n, p in zip(labels.names, probs) if p >= 0.5), named)
+    return Prediction(labels.names[int(probs.argmax())], named)
+
+
+class Ensemble:
+    """Several classifiers of the same labels as one: the mean of their class probabilities.
+
+    Members may differ in anything else (cell, size, tokens, seed). ``info`` (how files are read)
+    is the first member's.
+    """
+
+    def __init__(self, members: Sequence[TrainedClassifier], names: Sequence[str]):
+        first = members[0]
+        for member, name in zip(members[1:], names[1:]):
+            if member.labels.to_dict() != first.labels.to_dict():
+                raise ValueError(f"{name} has labels {member.labels.names} (multi-label: "
+                                 f"{member.labels.multi_label}) but {names[0]} has {first.labels.names} "
+                                 f"({first.labels.multi_label}); an ensemble needs classifiers of the same labels")
+        self.members, self.labels, self.info = list(members), first.labels, first.info
+
+    def probabilities_of(self, items: Sequence, batch_size: int = 64) -> torch.Tensor:
+        """(N, C): the members' probabilities, averaged."""
+        return sum(member.probabilities_of(items, batch_size) for member in self.members) / len(self.members)
+
+    def predict(self, items: Sequence) -> List[Prediction]:
+        """A ``Prediction`` for each text (or feature array)."""
+        return [prediction_from(p, self.labels) for p in self.probabilities_of(items)]
+
+
+Checkpoints = Union[str, Path, Sequence[Union[str, Path]]]
+
+
+def load(path: Checkpoints) -> Union[TrainedClassifier, Ensemble]:
+    """Rebuild the classifier saved in ``path`` (a run directory or a checkpoint directory); a list
+    of several paths gives their ``Ensemble``."""
+    if not isinstance(path, (str, Path)):
+        paths = list(path)
+        if not paths:
+            raise ValueError("no checkpoint given: give one path, or several for an ensemble")
+        if len(paths) > 1:
+            return Ensemble([load(one) for one in paths], [str(one) for one in paths])
+        path = paths[0]
     model, info, _ = load_task_model(path, "classify", "a classifier",
                                      lambda task: SequenceClassifier(ClassifierConfig(**task["model"])))
     encoder = TextEncoder.from_dict(info["encoder"]) if info.get("encoder") else None
@@ -298,15 +341,16 @@ def _load_lm(path, reader: dict):
     return load_lm(path)
 
 
-def evaluate(checkpoint, data_path, *, text_col=None, label_col=None, fmt=None, encoding=None,
+def evaluate(checkpoint: Checkpoints, data_path, *, text_col=None, label_col=None, fmt=None, encoding=None,
              batch_size: int = 64, plot: bool = True) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
-    Files are read as in training (columns, format, encoding) unless the arguments given say
-    otherwise; ``"digits"`` evaluates on the digits held out in training. Multi-label: subset
+    ``checkpoint``: one path, or several for their ensemble (``Ensemble``). Files are read as in
+    training (columns, format, encoding; an ensemble's first member's) unless the arguments given
+    say otherwise; ``"digits"`` evaluates on the digits held out in training. Multi-label: subset
     accuracy and macro-F1 over the labels. With ``plot``, ``confusion_matrix.png`` is written
-    (atomically) into the ``checkpoint`` directory given (for ``RUN/BEST``, into ``RUN``); its path
-    is in the result.
+    (atomically) into the ``checkpoint`` directory given (for ``RUN/BEST``, into ``RUN``); for an
+    ensemble, ``confusion_matrix_ensemble.png`` into its first member's. Its path is in the result.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
@@ -318,11 +362,11 @@ def evaluate(checkpoint, data_path, *, text_col=None, label_col=None, fmt=None, 
     if str(data_path) == DIGITS and trained.info.get("holdout"):
         examples = split(examples, trained.info["holdout"])[1]
     truth = trained.labels.encode(examples.labels, what="evaluation").numpy()
-    logits = trained.logits(examples.items, batch_size)
+    probabilities = trained.probabilities_of(examples.items, batch_size)
     if trained.labels.multi_label:
-        predicted = (logits > 0).int().numpy()
+        predicted = (probabilities >= 0.5).int().numpy()
     else:
-        predicted = logits.argmax(dim=1).numpy()
+        predicted = probabilities.argmax(dim=1).numpy()
     ids = list(range(len(trained.labels)))
     precision, recall, f1, support = precision_recall_fscore_support(
         truth, predicted, labels=ids, average=None, zero_division=0)
@@ -337,8 +381,9 @@ def evaluate(checkpoint, data_path, *, text_col=None, label_col=None, fmt=None, 
         result["labels"] = list(trained.labels.names)
         result["confusion_matrix"] = matrix.tolist()
         if plot:
-            folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent   # RUN/BEST: RUN
-            png = folder / "confusion_matrix.png"
+            first = Path(checkpoint if isinstance(checkpoint, (str, Path)) else list(checkpoint)[0])
+            folder = first if first.is_dir() else first.parent                                    # RUN/BEST: RUN
+            png = folder / ("confusion_matrix_ensemble.png" if isinstance(trained, Ensemble) else "confusion_matrix.png")
             plot_confusion_matrix(matrix, trained.labels.names, png)
             result["confusion_matrix_png"] = str(png)
     return result
@@ -376,8 +421,9 @@ def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str], path: Path) 
         plt.close(fig)
 
 
-def predict(checkpoint, texts: Sequence) -> List[Prediction]:
-    """The predicted label and the probability of every label, for each text (or feature array)."""
+def predict(checkpoint: Checkpoints, texts: Sequence) -> List[Prediction]:
+    """The predicted label and the probability of every label, for each text (or feature array);
+    several checkpoints predict as their ensemble."""
     return load(checkpoint).predict(texts)
 
 
