@@ -131,3 +131,9 @@ def test_streaming_step_checks_its_state_on_both_paths(batch):
             gru.step(x, good)
         with pytest.raises(ValueError, match="5"):
             gru.step(torch.randn(batch, 4))
+
+
+def test_recurrent_weight_is_packed_where_pytorch_has_mkl():
+    # PyTorch's x86 wheels carry MKL; the loop finds its packed GEMM at run time (else at::mm).
+    if torch.backends.mkl.is_available():
+        assert EXT.packed_gemm_available()

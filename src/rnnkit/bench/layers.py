@@ -358,7 +358,12 @@ def environment_summary() -> str:
         capability = torch.backends.cpu.get_cpu_capability()
     except Exception:  # older torch
         capability = "?"
+    from rnnkit.nn import native
+
+    ext = native.load()
+    loop = "fused C++ cells off" if ext is None else \
+        "recurrent weight packed for MKL" if ext.packed_gemm_available() else "recurrent product by at::mm"
     return (
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-        f"CPU {cpu} ({capability}), Python {platform.python_version()}"
+        f"CPU {cpu} ({capability}), Python {platform.python_version()}, {loop}"
     )

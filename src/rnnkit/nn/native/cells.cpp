@@ -12,7 +12,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#if defined(__unix__) || defined(__APPLE__)
 #include <dlfcn.h>
+#define RNNKIT_HAS_DLFCN 1
+#endif
 #include <string>
 #include <type_traits>
 
@@ -451,12 +454,14 @@ struct MklPackedGemm {
             MklPackedGemm found;
             const char* setting = std::getenv("RNNKIT_PACKED_GEMM");
             if (setting != nullptr && std::string(setting) == "0") return found;
+#ifdef RNNKIT_HAS_DLFCN
             void* torch_cpu = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
             if (torch_cpu == nullptr) return found;
             found.get_size = reinterpret_cast<decltype(found.get_size)>(dlsym(torch_cpu, "cblas_sgemm_pack_get_size"));
             found.pack = reinterpret_cast<decltype(found.pack)>(dlsym(torch_cpu, "cblas_sgemm_pack"));
             found.compute = reinterpret_cast<decltype(found.compute)>(dlsym(torch_cpu, "cblas_sgemm_compute"));
             if (found.get_size == nullptr || found.pack == nullptr || found.compute == nullptr) found = MklPackedGemm{};
+#endif
             return found;
         }();
         return api;
@@ -764,4 +769,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("layer_norm_forward", &layer_norm_forward);
     m.def("layer_norm_backward", &layer_norm_backward);
     m.def("scan_backward", &scan_backward);
+    m.def("packed_gemm_available", [] { return MklPackedGemm::get().compute != nullptr; },
+          "whether the time loop packs its recurrent weight for MKL (else it calls at::mm each step)");
 }
