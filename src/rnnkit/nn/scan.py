@@ -357,7 +357,8 @@ class _Scan(torch.autograd.Function):
         # dL/d(gh) before layer norm, by blocks of gate rows
         blocks = (d_gx_all[..., :2 * H], d_gh_all) if gru_native else (d_raw_all,)
         h_prev_rows = h_prev_all.reshape(-1, Hr)
-        d_w_hh = torch.cat([torch.mm(b.reshape(-1, b.shape[-1]).t(), h_prev_rows) for b in blocks])  # (GH, Hr)
+        parts = [torch.mm(b.reshape(-1, b.shape[-1]).t(), h_prev_rows) for b in blocks]
+        d_w_hh = parts[0] if len(parts) == 1 else torch.cat(parts)                      # (GH, Hr)
         d_b_hh = d_w_hr = d_ln = None
         if b_hh is not None and ctx.needs_input_grad[5]:
             d_b_hh = torch.cat([b.sum((0, 1)) for b in blocks]) if gru_native else d_gh_all.sum((0, 1))
