@@ -119,7 +119,20 @@ class Explanation(NamedTuple):
     method: str
 
 
-class TrainedClassifier:
+class _Predicts:
+    """``predict`` for anything with ``labels`` and ``probabilities_of(items)``."""
+
+    labels: Labels
+
+    def probabilities_of(self, items: Sequence, batch_size: int = 64) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, items: Sequence) -> List[Prediction]:
+        """A ``Prediction`` for each text (or feature array)."""
+        return [prediction_from(p, self.labels) for p in self.probabilities_of(items)]
+
+
+class TrainedClassifier(_Predicts):
     """A classifier loaded from a checkpoint: ``model`` (eval mode), ``labels``, ``encoder`` (None for
     numeric input), and ``info``, the checkpoint's task config.
     """
@@ -150,10 +163,6 @@ class TrainedClassifier:
         """(N, C) class probabilities of ``items`` (sigmoids for multi-label)."""
         return self.probabilities(self.logits(items, batch_size))
 
-    def predict(self, items: Sequence) -> List[Prediction]:
-        """A ``Prediction`` for each text (or feature array)."""
-        return [prediction_from(p, self.labels) for p in self.probabilities_of(items)]
-
     def explain(self, item) -> Explanation:
         """Token (or step) importances for the prediction of one text (or feature array)."""
         inputs, lengths = pad(self.encode([item]))
@@ -181,7 +190,7 @@ def prediction_from(probs: torch.Tensor, labels: Labels) -> Prediction:
     return Prediction(labels.names[int(probs.argmax())], named)
 
 
-class Ensemble:
+class Ensemble(_Predicts):
     """Several classifiers of the same labels as one: the mean of their class probabilities.
 
     Members may differ in anything else (cell, size, tokens, seed). ``info`` (how files are read)
@@ -201,24 +210,25 @@ class Ensemble:
         """(N, C): the members' probabilities, averaged."""
         return sum(member.probabilities_of(items, batch_size) for member in self.members) / len(self.members)
 
-    def predict(self, items: Sequence) -> List[Prediction]:
-        """A ``Prediction`` for each text (or feature array)."""
-        return [prediction_from(p, self.labels) for p in self.probabilities_of(items)]
-
 
 Checkpoints = Union[str, Path, Sequence[Union[str, Path]]]
+
+
+def checkpoint_paths(checkpoint: Checkpoints) -> List[Path]:
+    """One checkpoint path, or several (an ensemble's), as a non-empty list."""
+    paths = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(p) for p in checkpoint]
+    if not paths:
+        raise ValueError("no checkpoint given: give one path, or several for an ensemble")
+    return paths
 
 
 def load(path: Checkpoints) -> Union[TrainedClassifier, Ensemble]:
     """Rebuild the classifier saved in ``path`` (a run directory or a checkpoint directory); a list
     of several paths gives their ``Ensemble``."""
-    if not isinstance(path, (str, Path)):
-        paths = list(path)
-        if not paths:
-            raise ValueError("no checkpoint given: give one path, or several for an ensemble")
-        if len(paths) > 1:
-            return Ensemble([load(one) for one in paths], [str(one) for one in paths])
-        path = paths[0]
+    paths = checkpoint_paths(path)
+    if len(paths) > 1:
+        return Ensemble([load(one) for one in paths], [str(one) for one in paths])
+    path = paths[0]
     model, info, _ = load_task_model(path, "classify", "a classifier",
                                      lambda task: SequenceClassifier(ClassifierConfig(**task["model"])))
     encoder = TextEncoder.from_dict(info["encoder"]) if info.get("encoder") else None
@@ -381,7 +391,7 @@ def evaluate(checkpoint: Checkpoints, data_path, *, text_col=None, label_col=Non
         result["labels"] = list(trained.labels.names)
         result["confusion_matrix"] = matrix.tolist()
         if plot:
-            first = Path(checkpoint if isinstance(checkpoint, (str, Path)) else list(checkpoint)[0])
+            first = checkpoint_paths(checkpoint)[0]
             folder = first if first.is_dir() else first.parent                                    # RUN/BEST: RUN
             png = folder / ("confusion_matrix_ensemble.png" if isinstance(trained, Ensemble) else "confusion_matrix.png")
             plot_confusion_matrix(matrix, trained.labels.names, png)
