@@ -18,9 +18,11 @@ def test_fused_cells_equal_pytorch_cells(name, dtype, reverse):
     reference = cells.CELL_KINDS[name]
     fused = cells.fastest(reference, dtype)
     assert fused is not reference
-    T, B, H = 6, 5, 7
+    T, B, I, H = 6, 5, 3, 7
     G = reference.gates
-    gx = torch.randn(T, B, G * H, dtype=dtype, requires_grad=True)
+    x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
+    w_ih = torch.randn(G * H, I, dtype=dtype, requires_grad=True)
+    b_ih = torch.randn(G * H, dtype=dtype, requires_grad=True)
     w_hh = (torch.randn(G * H, H, dtype=dtype) * 0.3).requires_grad_()
     h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
     c0 = torch.randn(B, H, dtype=dtype, requires_grad=True) if reference.has_cell_state else None
@@ -29,11 +31,11 @@ def test_fused_cells_equal_pytorch_cells(name, dtype, reverse):
     for kind in (reference, fused):
         # scan() picks the fastest kind itself; call the autograd Function with each kind directly.
         spec = ScanSpec(kind, (5, 5, 4, 2, 2, 1), reverse, True, kind.native)   # fused: the C++ loop
-        out, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, None, None, None, None)
+        out, h_n, c_n = _Scan.apply(spec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, None, None, None, None)
         loss = (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum() + h_n.square().sum()
         if c_n is not None:
             loss = loss + c_n.square().sum()
-        inputs = [t for t in (gx, w_hh, h0, c0, b_hh) if t is not None]
+        inputs = [t for t in (x, w_ih, b_ih, w_hh, h0, c0, b_hh) if t is not None]
         results.append([out, h_n] + list(torch.autograd.grad(loss, inputs)))
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     for a, b in zip(*results):
@@ -74,7 +76,7 @@ def test_fused_option_paths_equal_pytorch_cells(name, reverse):
     results = []
     for kind in (reference, fused):
         spec = ScanSpec(kind, (4, 3, 3, 1, 1), reverse, True, False)            # options: Python loop
-        out, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, w_hr, ln, zoneout_h, zoneout_c)
+        out, h_n, c_n = _Scan.apply(spec, gx, None, None, w_hh, h0, c0, b_hh, w_hr, ln, zoneout_h, zoneout_c)
         loss = (out * torch.linspace(-1, 1, out.numel(), **like).view_as(out)).sum() + h_n.square().sum()
         if c_n is not None:
             loss = loss + c_n.square().sum()

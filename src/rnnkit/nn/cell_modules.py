@@ -10,7 +10,6 @@ import math
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import cells
@@ -61,9 +60,8 @@ class _CellBase(nn.Module):
         bias = None
         if self.bias:
             bias = self.bias_ih if self.kind.separate_recurrent else self.bias_ih + self.bias_hh
-        gx = F.linear(x, self.weight_ih, bias).unsqueeze(0)                   # (1, B, G*H)
         b_hh = self.bias_hh if self.kind.separate_recurrent else None
-        result = scan(self.kind, gx, self.weight_hh, h, c, b_hh=b_hh)
+        result = scan(self.kind, x.unsqueeze(0), self.weight_hh, h, c, w_ih=self.weight_ih, b_ih=bias, b_hh=b_hh)
         h_new, c_new = result.h_n, result.c_n
         if unbatched:
             h_new = h_new.squeeze(0)

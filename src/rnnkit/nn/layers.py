@@ -196,7 +196,7 @@ class RNNBase(nn.Module):
 
     def _run_direction(self, index: int, x: Tensor, h0: Tensor, c0: Optional[Tensor],
                        batch_sizes: Optional[tuple], reverse: bool):
-        """One layer in one direction: the input GEMM for all steps, then the time loop.
+        """One layer in one direction: ``scan``, the input GEMM for all steps and then the time loop.
 
         Under ``torch.autocast`` the loop runs in the autocast dtype (as torch.nn's layers do):
         weights and state are cast to it, differentiably, so gradients reach the float32
@@ -204,24 +204,25 @@ class RNNBase(nn.Module):
         """
         w = self._weights(index)
         T, B, _ = x.shape
-        gx = self._input_projection(w, x)                                          # (T, B, G*H)
+        w_ih, b_ih = w["weight_ih"], self._input_bias(w)
+        if self.layer_norm:                      # scan takes the normalised projection as its input
+            x, w_ih, b_ih = self._input_projection(w, x), None, None             # (T, B, G*H)
         device = x.device.type
         loop_dtype = autocast_dtype(device)
-        if loop_dtype is not None:
-            gx = gx.to(loop_dtype)
 
         def cast(t: Optional[Tensor]) -> Optional[Tensor]:
-            return t.to(gx.dtype) if t is not None else None
+            return t.to(loop_dtype) if t is not None and loop_dtype is not None else t
 
+        x = cast(x)
         b_hh = w.get("bias_hh") if self.kind.separate_recurrent else None
-        zoneout_h = zoneout_weight(self.zoneout, (T, B, self.state_size), self.training, gx)
+        zoneout_h = zoneout_weight(self.zoneout, (T, B, self.state_size), self.training, x)
         zoneout_c = None
         if self.kind.has_cell_state:
-            zoneout_c = zoneout_weight(self.zoneout, (T, B, self.hidden_size), self.training, gx)
+            zoneout_c = zoneout_weight(self.zoneout, (T, B, self.hidden_size), self.training, x)
         w_hh = drop_connect(w["weight_hh"], self.weight_drop, self.training)
         with torch.autocast(device, enabled=False):
-            return scan(self.kind, gx, cast(w_hh), cast(h0), cast(c0), batch_sizes=batch_sizes,
-                        reverse=reverse, b_hh=cast(b_hh), w_hr=cast(w.get("weight_hr")),
+            return scan(self.kind, x, cast(w_hh), cast(h0), cast(c0), w_ih=cast(w_ih), b_ih=cast(b_ih),
+                        batch_sizes=batch_sizes, reverse=reverse, b_hh=cast(b_hh), w_hr=cast(w.get("weight_hr")),
                         ln_weight=cast(w.get("layer_norm_hh")), zoneout_h=zoneout_h, zoneout_c=zoneout_c)
 
     def _input_projection(self, w: dict, x: Tensor) -> Tensor:

@@ -1,10 +1,12 @@
 """The time loop of one layer in one direction, with backpropagation through time written by hand.
 
-``scan`` runs a cell (``rnnkit.nn.cells``) over time. Its input is the input projection for all
-steps, computed outside as one GEMM (``gx = x W_ih^T + b``), so the loop does only the recurrent
-GEMM and the cell's gate arithmetic. The backward pass walks time in reverse, computing the gate
-gradients step by step with the cells' hand-written ``backward``, and forms the weight gradients
-after the loop as single large GEMMs over all steps (``dW_hh = sum_t dgh_t^T h_{t-1}``).
+``scan`` runs a cell (``rnnkit.nn.cells``) over time. It first computes the input projection of
+all steps as one GEMM (``gx = x W_ih^T + b``), so the loop does only the recurrent GEMM and the
+cell's gate arithmetic. The backward pass walks time in reverse, computing the gate gradients step
+by step with the cells' hand-written ``backward``, and forms the weight gradients after the loop
+as single large GEMMs over all steps (``dW_hh = sum_t dgh_t^T h_{t-1}``, ``dW_ih = dgx^T x``).
+The projection and its gradient are temporary buffers of the pass, taken from
+``rnnkit.nn.workspace`` so that they are not page-faulted afresh at every pass.
 
 Variable lengths use PyTorch's packed layout: batch rows are sorted by length, longest first, and
 at time ``t`` only the first ``batch_sizes[t]`` rows are active. Inactive rows carry their state
@@ -24,7 +26,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from . import native
+from . import native, workspace
 from .cells import CellKind, fastest
 
 Zoneout = Union[None, float, Tensor]   # None, p (evaluation) or a (T, B, size) 0/1 mask (training)
@@ -64,11 +66,13 @@ class ScanResult:
 
 def scan(
     kind: CellKind,
-    gx: Tensor,
+    x: Tensor,
     w_hh: Tensor,
     h0: Tensor,
     c0: Optional[Tensor] = None,
     *,
+    w_ih: Optional[Tensor] = None,
+    b_ih: Optional[Tensor] = None,
     batch_sizes: Optional[Sequence[int]] = None,
     reverse: bool = False,
     b_hh: Optional[Tensor] = None,
@@ -81,10 +85,13 @@ def scan(
 
     Args:
         kind: the cell (``rnnkit.nn.cells.LSTM`` ...).
-        gx: (T, B, G*H) input projection of every step; for the RNN and LSTM it includes both
-            biases, for the GRU only ``b_ih`` (``b_hh`` is passed apart, as it is gated by r).
+        x: (T, B, I) the layer's input, projected here as ``gx = x W_ih^T + b_ih``; or, without
+            ``w_ih``, (T, B, G*H) that projection itself (a layer-normalised one, for example).
         w_hh: (G*H, Hr) recurrent weight; Hr = H, or the projection size with ``w_hr``.
         h0: (B, Hr) initial hidden state. c0: (B, H) initial cell state (LSTM only).
+        w_ih: (G*H, I) input weight, or None (see ``x``).
+        b_ih: (G*H,) the bias added to the projection, or None: for the RNN and LSTM both biases
+            summed, for the GRU only ``b_ih`` (its ``b_hh`` is passed apart, as it is gated by r).
         batch_sizes: active rows per step, non-increasing; None means all B rows at every step.
         reverse: process t = T-1 .. 0.
         b_hh: (G*H,) recurrent bias, GRU only.
@@ -95,16 +102,16 @@ def scan(
     Returns:
         ``ScanResult`` with ``output`` (T, B, Hr): zero where a row is inactive.
     """
-    T, B, _ = gx.shape
+    T, B, _ = x.shape
     if batch_sizes is None:
         batch_sizes = (B,) * T
-    kind = fastest(kind, gx.dtype)
-    gx = gx.contiguous()
-    tensors = (gx, w_hh, h0, c0, b_hh, w_hr, ln_weight)
+    kind = fastest(kind, x.dtype)
+    x = x.contiguous()
+    tensors = (x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
     spec = ScanSpec(kind, tuple(int(n) for n in batch_sizes), reverse, save, plain and kind.native)
-    output, h_n, c_n = _Scan.apply(spec, gx, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c)
+    output, h_n, c_n = _Scan.apply(spec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c)
     return ScanResult(output, h_n, c_n)
 
 
@@ -179,8 +186,9 @@ def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[
 
 
 def _buffer(like: Tensor, steps: int, B: int, width: int, zero: bool = False) -> Tensor:
-    # A per-step buffer; zeroed when rows can be inactive and the buffer meets a GEMM or a sum.
-    return like.new_zeros((steps, B, width)) if zero else like.new_empty((steps, B, width))
+    # A per-step buffer from the workspace; zeroed when rows can be inactive and the buffer meets a
+    # GEMM or a sum.
+    return workspace.take((steps, B, width), like, zero=zero)
 
 
 def _zone(z: Zoneout, t: int, n: int):
@@ -202,12 +210,14 @@ class _Scan(torch.autograd.Function):
     Buffers: ``states_h`` (T+1, B, Hr) holds h before and after every processed step (row k is
     the state before the k-th processed step), so the outputs and the ``h_{t-1}`` of every step
     need no copies; ``states_c`` likewise for the LSTM. Per-step buffers (activations, layer-norm
-    statistics, pre-projection h) are indexed by time t.
+    statistics, pre-projection h) are indexed by time t. The input projection ``gx`` (T, B, G*H)
+    and its gradient live only during one pass, in ``workspace`` buffers.
     """
 
     @staticmethod
-    def forward(ctx, spec: ScanSpec, gx, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c):
+    def forward(ctx, spec: ScanSpec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c):
         kind = spec.kind
+        gx = _project(x, w_ih, b_ih)                                     # (T, B, G*H)
         T, B, GH = gx.shape
         H = GH // kind.gates
         Hr = w_hh.shape[1]
@@ -267,11 +277,18 @@ class _Scan(torch.autograd.Function):
             output = output * _active_mask(spec.batch_sizes, B, output)
         h_n = states_h[T].clone()
         c_n = states_c[T if save else T % 2].clone() if has_c else None
+        if w_ih is not None:
+            workspace.give_back(gx)
+        per_step = (act, h_cand, xhat_all, rstd_all)
         if save:
+            workspace.give_back_with(ctx, *per_step)                     # when autograd frees the node
             ctx.spec, ctx.variable = spec, variable
             ctx.buffers = (states_h, states_c, act, h_cand, xhat_all, rstd_all)
             ctx.zoneout = (zoneout_h, zoneout_c)
-            ctx.save_for_backward(w_hh, b_hh, w_hr, ln_weight)
+            ctx.save_for_backward(x if w_ih is not None else None, w_ih, w_hh, b_hh, w_hr, ln_weight)
+        else:
+            for buffer in per_step:
+                workspace.give_back(buffer)
         return output, h_n, c_n
 
     @staticmethod
@@ -279,7 +296,7 @@ class _Scan(torch.autograd.Function):
     def backward(ctx, d_output, d_h_n, d_c_n):
         spec = ctx.spec
         kind = spec.kind
-        w_hh, b_hh, w_hr, ln_weight = ctx.saved_tensors
+        x, w_ih, w_hh, b_hh, w_hr, ln_weight = ctx.saved_tensors
         states_h, states_c, act, h_cand, xhat_all, rstd_all = ctx.buffers
         zoneout_h, zoneout_c = ctx.zoneout
         T, B, _ = act.shape
@@ -296,12 +313,13 @@ class _Scan(torch.autograd.Function):
             dc = d_c_n.clone(memory_format=contiguous) if d_c_n is not None else torch.zeros(B, H, **like)
         if d_output is None:
             d_output = torch.zeros(T, B, Hr, **like)
-        d_gx_all = zeros(T, B, GH, **like)                               # dL/d(gx): returned
+        # dL/d(gx): a workspace buffer when the projection's gradients are formed here, else returned
+        d_gx_all = workspace.take((T, B, GH), act, zero=ctx.variable) if w_ih is not None else zeros(T, B, GH, **like)
         gru_native = spec.native_loop and kind.separate_recurrent
         # dL/d(gh) after layer norm (GRU only; for the RNN and LSTM it is d_gx), and before it.
         # The GRU's native loop keeps only its n block, dL/d(gh_n) = dn * r (T, B, H): its r and z
         # blocks are d_gx's (a (T, B, 3H) buffer less per pass).
-        d_gh_all = zeros(T, B, H, **like) if gru_native else \
+        d_gh_all = workspace.take((T, B, H), act, zero=ctx.variable) if gru_native else \
             zeros(T, B, GH, **like) if kind.separate_recurrent else d_gx_all
         d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
         d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
@@ -353,24 +371,69 @@ class _Scan(torch.autograd.Function):
                 dc[:n] += direct_c
 
         # Weight gradients: one GEMM each over all T*B rows.
+        needs = ctx.needs_input_grad
         h_prev_all = states_h[:-1].flip(0) if spec.reverse else states_h[:-1]    # (T, B, Hr) by time
         # dL/d(gh) before layer norm, by blocks of gate rows
         blocks = (d_gx_all[..., :2 * H], d_gh_all) if gru_native else (d_raw_all,)
-        h_prev_rows = h_prev_all.reshape(-1, Hr)
-        parts = [torch.mm(b.reshape(-1, b.shape[-1]).t(), h_prev_rows) for b in blocks]
-        d_w_hh = parts[0] if len(parts) == 1 else torch.cat(parts)                      # (GH, Hr)
-        d_b_hh = d_w_hr = d_ln = None
-        if b_hh is not None and ctx.needs_input_grad[5]:
-            d_b_hh = torch.cat([b.sum((0, 1)) for b in blocks]) if gru_native else d_gh_all.sum((0, 1))
-        if w_hr is not None and ctx.needs_input_grad[6]:
-            d_w_hr = torch.mm(d_proj_all.reshape(-1, Hr).t(), h_cand.reshape(-1, H))    # (Hr, H)
-        if ln_weight is not None and ctx.needs_input_grad[7]:
+        d_w_hh = d_b_hh = d_w_hr = d_ln = None
+        if needs[4]:
+            parts = [_weight_grad(b, h_prev_all) for b in blocks]
+            d_w_hh = parts[0] if len(parts) == 1 else torch.cat(parts)                  # (GH, Hr)
+        # Column sums of d_gx: b_ih's gradient, and for the native GRU also the r and z blocks of b_hh's
+        d_gx_sums = _column_sums(d_gx_all) if (w_ih is not None and needs[3]) or (gru_native and needs[7]) else None
+        if b_hh is not None and needs[7]:
+            d_b_hh = torch.cat([d_gx_sums[:2 * H], _column_sums(d_gh_all)]) if gru_native else _column_sums(d_gh_all)
+        if w_hr is not None and needs[8]:
+            d_w_hr = _weight_grad(d_proj_all, h_cand)                                   # (Hr, H)
+        if ln_weight is not None and needs[9]:
             d_ln = (d_gh_all * xhat_all).sum((0, 1))
-        needs = ctx.needs_input_grad
-        return (None,
-                d_gx_all if needs[1] else None,
-                d_w_hh if needs[2] else None,
-                dh if needs[3] else None,
-                dc if needs[4] else None,
+        if gru_native:
+            workspace.give_back(d_gh_all)
+        d_x, d_w_ih = _project_backward(d_gx_all, x, w_ih, needs[1:3])
+        return (None, d_x, d_w_ih, d_gx_sums if w_ih is not None and needs[3] else None,
+                d_w_hh,
+                dh if needs[5] else None,
+                dc if needs[6] else None,
                 d_b_hh, d_w_hr, d_ln,
                 None, None)
+
+
+def _project(x: Tensor, w_ih: Optional[Tensor], b_ih: Optional[Tensor]) -> Tensor:
+    # gx (T, B, G*H) = x (T, B, I) W_ih^T + b_ih, into a workspace buffer; x itself without w_ih.
+    if w_ih is None:
+        return x
+    T, B, I = x.shape
+    gx = workspace.take((T, B, w_ih.shape[0]), x)
+    rows = gx.view(T * B, -1)
+    if b_ih is None:
+        torch.mm(x.reshape(T * B, I), w_ih.t(), out=rows)
+    else:
+        torch.addmm(b_ih, x.reshape(T * B, I), w_ih.t(), out=rows)
+    return gx
+
+
+def _project_backward(d_gx: Tensor, x: Optional[Tensor], w_ih: Optional[Tensor], needs: Sequence[bool]):
+    # Gradients of x and W_ih from d_gx (T, B, G*H), which is given back to the workspace. Without
+    # w_ih, x was the projection itself and d_gx is its gradient.
+    if w_ih is None:
+        return (d_gx if needs[0] else None), None
+    T, B, GH = d_gx.shape
+    d_x = torch.mm(d_gx.view(T * B, GH), w_ih).view(T, B, -1) if needs[0] else None  # (T, B, I)
+    d_w_ih = _weight_grad(d_gx, x) if needs[1] else None                              # (G*H, I)
+    workspace.give_back(d_gx)
+    return d_x, d_w_ih
+
+
+def _weight_grad(d_out: Tensor, inputs: Tensor) -> Tensor:
+    """(N, K) = d_out^T inputs over all rows: d_out (T, B, N), possibly a slice of columns; inputs
+    (T, B, K). Formed as (inputs^T d_out)^T, which MKL ran about 13% faster for a (1536, 256)
+    gradient over 6400 rows, copy to contiguous included (``python benchmarks/machine_facts.py``,
+    "weight gradient"); autograd makes the copy when it stores the gradient."""
+    return torch.mm(inputs.reshape(-1, inputs.shape[-1]).t(), d_out.reshape(-1, d_out.shape[-1])).t()
+
+
+def _column_sums(d: Tensor) -> Tensor:
+    """(N,) the sums over all rows of d (T, B, N): a bias gradient. As a matrix-vector product, which
+    took half the time of ``sum`` here (``python benchmarks/machine_facts.py``, "column sums")."""
+    rows = d.reshape(-1, d.shape[-1])
+    return torch.mv(rows.t(), rows.new_ones(rows.shape[0]))
