@@ -6,9 +6,7 @@ Prints: the CPU; GEMM of one LSTM step (64x512 @ 512x2048) through torch (MKL) a
 (OpenBLAS), and in float32 against bfloat16; 100 LSTM forward steps with the GEMM through each (numpy's thread pool next to
 torch's); a 4 MB matrix-vector product through MKL and rnnkit's C++ ``small_linear``; reading
 8 MB; the fused LSTM gate arithmetic of one step against PyTorch ops; filling a 39 MB buffer
-freshly allocated against reused (``rnnkit.nn.workspace``); a weight gradient over 6400 rows in
-its two orientations, and a bias gradient as ``sum`` against a matrix-vector product
-(``rnnkit.nn.scan``).
+freshly allocated against reused (``rnnkit.nn.workspace``).
 """
 
 from __future__ import annotations
@@ -88,19 +86,12 @@ def main() -> None:
         gates.append(Candidate("fused C++", lambda: ext.lstm_forward(a, c_prev, act[0], h_out, c_out)))
     show("LSTM gate arithmetic of one step (64x512), forward", gates, repeats=100)
 
-    # The backward pass of a GRU layer at T=100, B=64, I=256, H=512: d_gx (6400, 1536), x (6400, 256).
+    # The input projection of a GRU layer at T=100, B=64, H=512: (6400, 1536).
     n = T * B * 3 * H
     reused = torch.empty(n)
     show("filling 39 MB, a (100, 64, 1536) float32 buffer", [
         Candidate("freshly allocated", lambda: torch.empty(n).fill_(1.0)),
         Candidate("reused", lambda: reused.fill_(1.0))])
-    d_gx, xs = torch.randn(T * B, 3 * H), torch.randn(T * B, 256)
-    show("weight gradient (1536, 256) over 6400 rows", [
-        Candidate("d_gx^T x", lambda: torch.mm(d_gx.t(), xs)),
-        Candidate("(x^T d_gx)^T, made contiguous", lambda: torch.mm(xs.t(), d_gx).t().contiguous())])
-    ones = torch.ones(T * B)
-    show("column sums of (6400, 1536)", [Candidate("sum(0)", lambda: d_gx.sum(0)),
-                                         Candidate("d_gx^T ones", lambda: torch.mv(d_gx.t(), ones))])
 
 
 if __name__ == "__main__":
