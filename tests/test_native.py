@@ -113,6 +113,37 @@ def test_fused_streaming_step_equals_forward(mode, bias, batch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["rnn_relu", "lstm", "gru"])
+def test_bfloat16_layers_stream_through_the_fused_step(mode, monkeypatch):
+    """A bfloat16 layer's step() runs the C++ pass too, summing and applying the gates in float32:
+    its results match the bfloat16 forward() (PyTorch ops) and the float32 layer to bfloat16
+    precision. H=70 leaves a tail of K past the 32-element blocks of the AVX512-BF16 kernel."""
+    from rnnkit.nn import GRU, LSTM, RNN
+
+    calls = []
+    original = EXT.step_stack
+    monkeypatch.setattr(EXT, "step_stack", lambda *args: calls.append(args[1].dtype) or original(*args))
+    torch.manual_seed(3)
+    layer = {"lstm": LSTM, "gru": GRU}.get(mode, RNN)
+    kwargs = {"nonlinearity": "relu"} if mode == "rnn_relu" else {}
+    full = layer(37, 70, num_layers=2, **kwargs).eval()
+    half = layer(37, 70, num_layers=2, **kwargs).eval()
+    half.load_state_dict(full.state_dict())
+    half = half.bfloat16()
+    x = torch.randn(12, 1, 37)
+    with torch.no_grad():
+        reference, _ = half(x.bfloat16())
+        exact, _ = full(x)
+        state, ys = None, []
+        for t in range(x.shape[0]):
+            y, state = half.step(x[t].bfloat16(), state)
+            ys.append(y)
+    ys = torch.stack(ys)
+    assert ys.dtype == torch.bfloat16 and calls == [torch.bfloat16] * x.shape[0]
+    torch.testing.assert_close(ys.float(), reference.float(), rtol=0, atol=1e-2)
+    torch.testing.assert_close(ys.float(), exact, rtol=0, atol=1e-2)
+
+
 @pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
 def test_fused_step_gives_the_same_bits_in_either_walking_direction(mode):
     """Consecutive streaming steps walk the weights in alternating directions (cells.cpp,

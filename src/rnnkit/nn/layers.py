@@ -32,6 +32,8 @@ State = Union[Tensor, Tuple[Tensor, Tensor]]
 # batches are better served by BLAS. ``python benchmarks/step_rows.py --batches 8,16,32`` measured
 # the crossover between 8 and 16 rows here (I = H = 512, 2 threads).
 FUSED_STEP_ROWS = 8
+#: The dtypes the fused step takes; for bfloat16 it sums and applies the gates in float32.
+FUSED_STEP_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
 
 def autocast_dtype(device: str) -> Optional[torch.dtype]:
@@ -305,10 +307,11 @@ class RNNBase(nn.Module):
         check_features(x, self.input_size)
         unbatched = x.dim() == 1
         x = x.unsqueeze(0) if unbatched else x                                   # (B, I)
-        kind = cells.fastest(self.kind, x.dtype)
-        if kind.native and x.shape[0] <= FUSED_STEP_ROWS and x.dtype == self._parameters["weight_ih_l0"].dtype \
+        if x.dtype in FUSED_STEP_DTYPES and x.shape[0] <= FUSED_STEP_ROWS and native.load() is not None \
+                and x.dtype == self._parameters["weight_ih_l0"].dtype \
                 and not (self.layer_norm or self.proj_size or self.zoneout):
-            return self._fused_step(kind, x, state, unbatched)
+            return self._fused_step(x, state, unbatched)
+        kind = cells.fastest(self.kind, x.dtype)
         layout = Layout(x.unsqueeze(0), None, None, None, packed=False, unbatched=unbatched,
                         batch_first=False)
         h0, c0 = self._initial_state(state, layout)                              # (L, B, .)
@@ -338,7 +341,7 @@ class RNNBase(nn.Module):
             c_n = c_n.squeeze(1) if c_n is not None else None
         return y, ((h_n, c_n) if c_n is not None else h_n)
 
-    def _fused_step(self, kind: cells.CellKind, x: Tensor, state: Optional[State], unbatched: bool):
+    def _fused_step(self, x: Tensor, state: Optional[State], unbatched: bool):
         # A plain layer at a small batch: every layer in one C++ call (native/cells.cpp, step_stack),
         # which reads each layer's weights once, on all cores. x (B, I).
         L, B, H = self.num_layers, x.shape[0], self.hidden_size
@@ -355,7 +358,7 @@ class RNNBase(nn.Module):
         empty = x.new_empty(0)
         params = self._parameters
         weights = [params[name] if name else empty for name in self._step_weight_names]
-        y, h_n, c_n = native.load().step_stack(CELL_CODES[kind.name], x, h0, c0 if lstm else empty, weights)
+        y, h_n, c_n = native.load().step_stack(CELL_CODES[self.kind.name], x, h0, c0 if lstm else empty, weights)
         if unbatched:
             y, h_n, c_n = y.squeeze(0), h_n.squeeze(1), c_n.squeeze(1) if lstm else c_n
         return y, ((h_n, c_n) if lstm else h_n)

@@ -38,8 +38,10 @@ def _cpu_flags() -> list:
         return []
     if all(f" {flag}" in text for flag in ("avx512f", "avx512dq", "avx512bw", "avx512vl")):
         # 512-bit vectors for the gate loops (GCC otherwise keeps to 256 bits on AVX-512 parts)
-        return ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl",
-                "-mprefer-vector-width=512"]
+        flags = ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl",
+                 "-mprefer-vector-width=512"]
+        # bfloat16 dot products in one instruction (VDPBF16PS), for the streaming step of bf16 layers
+        return flags + (["-mavx512bf16"] if " avx512_bf16" in text else [])
     return ["-mavx2", "-mfma"]
 
 

@@ -9,10 +9,14 @@
 // contiguous buffers. Shapes in comments use H for the hidden size.
 
 #include <torch/extension.h>
+#include <ATen/OpMathType.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 #include <atomic>
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -274,22 +278,26 @@ void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool r
 
 // --- Small-batch linear map ---------------------------------------------------------------------
 
+// The type sums and gate arithmetic run in: float for bfloat16 tensors, else the tensors' own.
+template <typename T> using Acc = at::opmath_type<T>;
+
 // out[i] = dot(w[i], v) for R rows of length K, each with its own accumulator (R <= 4): one
 // accumulator alone would leave the loop waiting on the latency of its chained multiply-adds.
 template <typename T, int R>
-inline void dots(const T* const* w, const T* v, int64_t K, T* out) {
+inline void dots(const T* const* w, const T* v, int64_t K, Acc<T>* out) {
+    using A = Acc<T>;
     const T* w0 = w[0];
     const T* w1 = w[R > 1 ? 1 : 0];
     const T* w2 = w[R > 2 ? 2 : 0];
     const T* w3 = w[R > 3 ? 3 : 0];
-    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+    A s0 = A(0), s1 = A(0), s2 = A(0), s3 = A(0);
     #pragma omp simd reduction(+ : s0, s1, s2, s3)
     for (int64_t k = 0; k < K; ++k) {
-        const T vk = v[k];
-        s0 += w0[k] * vk;
-        if (R > 1) s1 += w1[k] * vk;
-        if (R > 2) s2 += w2[k] * vk;
-        if (R > 3) s3 += w3[k] * vk;
+        const A vk = A(v[k]);
+        s0 += A(w0[k]) * vk;
+        if (R > 1) s1 += A(w1[k]) * vk;
+        if (R > 2) s2 += A(w2[k]) * vk;
+        if (R > 3) s3 += A(w3[k]) * vk;
     }
     out[0] = s0;
     if (R > 1) out[1] = s1;
@@ -297,10 +305,41 @@ inline void dots(const T* const* w, const T* v, int64_t K, T* out) {
     if (R > 3) out[3] = s3;
 }
 
+#ifdef __AVX512BF16__
+// bfloat16 rows with AVX512-BF16: each VDPBF16PS multiplies 32 pairs of bfloat16 and adds them into
+// 16 float32 sums. The tail of K past a multiple of 32 is summed one element at a time.
+template <int R>
+inline void dots(const c10::BFloat16* const* w, const c10::BFloat16* v, int64_t K, float* out) {
+    __m512 s[R];
+    for (int i = 0; i < R; ++i) s[i] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32) {
+        const __m512bh vk = (__m512bh)_mm512_loadu_si512(v + k);
+        for (int i = 0; i < R; ++i)
+            s[i] = _mm512_dpbf16_ps(s[i], (__m512bh)_mm512_loadu_si512(w[i] + k), vk);
+    }
+    for (int i = 0; i < R; ++i) {
+        float sum = _mm512_reduce_add_ps(s[i]);
+        for (int64_t j = k; j < K; ++j) sum += float(w[i][j]) * float(v[j]);
+        out[i] = sum;
+    }
+}
+
+template <>
+inline void dots<c10::BFloat16, 4>(const c10::BFloat16* const* w, const c10::BFloat16* v, int64_t K, float* out) {
+    dots<4>(w, v, K, out);
+}
+
+template <>
+inline void dots<c10::BFloat16, 1>(const c10::BFloat16* const* w, const c10::BFloat16* v, int64_t K, float* out) {
+    dots<1>(w, v, K, out);
+}
+#endif
+
 // out[u] = bias[u] + dot(W row (row0 + u), v) for u < units: consecutive rows of W (K wide), read
 // four at a time so the weights stream from memory in order. bias may be null.
 template <typename T>
-inline void rows_dot(const T* W, const T* bias, int64_t row0, int64_t units, const T* v, int64_t K, T* out) {
+inline void rows_dot(const T* W, const T* bias, int64_t row0, int64_t units, const T* v, int64_t K, Acc<T>* out) {
     int64_t u = 0;
     for (; u + 4 <= units; u += 4) {
         const T* w[4] = {W + (row0 + u) * K, W + (row0 + u + 1) * K, W + (row0 + u + 2) * K, W + (row0 + u + 3) * K};
@@ -311,7 +350,7 @@ inline void rows_dot(const T* W, const T* bias, int64_t row0, int64_t units, con
         dots<T, 1>(w, v, K, out + u);
     }
     if (bias)
-        for (u = 0; u < units; ++u) out[u] += bias[row0 + u];
+        for (u = 0; u < units; ++u) out[u] += Acc<T>(bias[row0 + u]);
 }
 
 // out (n, N) = addend + x (n, K) @ w (N, K)^T, for a handful of rows n (streaming, batch 1). A
@@ -645,7 +684,7 @@ inline void for_each_chunk(int64_t chunks, bool reverse, const Body& body) {
 // at gate row g * H + j0 + u, for the G gates.
 template <typename T, int G>
 inline void chunk_gates(const T* WIH, const T* WHH, const T* BI, const T* BH, const T* x, const T* h, int64_t I,
-                        int64_t H, int64_t j0, int64_t units, T (*ax)[STEP_CHUNK], T (*ah)[STEP_CHUNK]) {
+                        int64_t H, int64_t j0, int64_t units, Acc<T> (*ax)[STEP_CHUNK], Acc<T> (*ah)[STEP_CHUNK]) {
     for (int g = 0; g < G; ++g) {
         rows_dot(WIH, BI, g * H + j0, units, x, I, ax[g]);
         rows_dot(WHH, BH, g * H + j0, units, h, H, ah[g]);
@@ -655,22 +694,23 @@ inline void chunk_gates(const T* WIH, const T* WHH, const T* BI, const T* BH, co
 template <typename T>
 void lstm_step_kernel(const T* X, const T* HP, const T* CP, const T* WIH, const T* WHH, const T* BI,
                       const T* BH, T* HN, T* CN, int64_t n, int64_t I, int64_t H, bool reverse) {
+    using A = Acc<T>;
     const int64_t chunks = (H + STEP_CHUNK - 1) / STEP_CHUNK;
     for_each_chunk(chunks, reverse, [&](int64_t q) {
         const int64_t j0 = q * STEP_CHUNK, units = std::min(STEP_CHUNK, H - j0);
         for (int64_t r = 0; r < n; ++r) {
-            T ax[4][STEP_CHUNK], ah[4][STEP_CHUNK];               // [i f g o]
+            A ax[4][STEP_CHUNK], ah[4][STEP_CHUNK];               // [i f g o]
             chunk_gates<T, 4>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0, units, ax, ah);
             const T* cp = CP + r * H + j0;
             T* cn = CN + r * H + j0;
             T* hn = HN + r * H + j0;
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
-                const T i = sigmoid(ax[0][u] + ah[0][u]), f = sigmoid(ax[1][u] + ah[1][u]);
-                const T g = std::tanh(ax[2][u] + ah[2][u]), o = sigmoid(ax[3][u] + ah[3][u]);
-                const T c = f * cp[u] + i * g;
-                cn[u] = c;
-                hn[u] = o * std::tanh(c);
+                const A i = sigmoid(ax[0][u] + ah[0][u]), f = sigmoid(ax[1][u] + ah[1][u]);
+                const A g = std::tanh(ax[2][u] + ah[2][u]), o = sigmoid(ax[3][u] + ah[3][u]);
+                const A c = f * A(cp[u]) + i * g;
+                cn[u] = T(c);
+                hn[u] = T(o * std::tanh(c));
             }
         }
     });
@@ -679,19 +719,20 @@ void lstm_step_kernel(const T* X, const T* HP, const T* CP, const T* WIH, const 
 template <typename T>
 void gru_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const T* BI, const T* BH, T* HN,
                      int64_t n, int64_t I, int64_t H, bool reverse) {
+    using A = Acc<T>;
     const int64_t chunks = (H + STEP_CHUNK - 1) / STEP_CHUNK;
     for_each_chunk(chunks, reverse, [&](int64_t q) {
         const int64_t j0 = q * STEP_CHUNK, units = std::min(STEP_CHUNK, H - j0);
         for (int64_t r = 0; r < n; ++r) {
-            T ax[3][STEP_CHUNK], ah[3][STEP_CHUNK];               // [r z n]
+            A ax[3][STEP_CHUNK], ah[3][STEP_CHUNK];               // [r z n]
             chunk_gates<T, 3>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0, units, ax, ah);
             const T* hp = HP + r * H + j0;
             T* hn = HN + r * H + j0;
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
-                const T rg = sigmoid(ax[0][u] + ah[0][u]), z = sigmoid(ax[1][u] + ah[1][u]);
-                const T nn = std::tanh(ax[2][u] + rg * ah[2][u]);
-                hn[u] = nn + z * (hp[u] - nn);
+                const A rg = sigmoid(ax[0][u] + ah[0][u]), z = sigmoid(ax[1][u] + ah[1][u]);
+                const A nn = std::tanh(ax[2][u] + rg * ah[2][u]);
+                hn[u] = T(nn + z * (A(hp[u]) - nn));
             }
         }
     });
@@ -700,17 +741,18 @@ void gru_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const 
 template <typename T, bool Relu>
 void rnn_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const T* BI, const T* BH, T* HN,
                      int64_t n, int64_t I, int64_t H, bool reverse) {
+    using A = Acc<T>;
     const int64_t chunks = (H + STEP_CHUNK - 1) / STEP_CHUNK;
     for_each_chunk(chunks, reverse, [&](int64_t q) {
         const int64_t j0 = q * STEP_CHUNK, units = std::min(STEP_CHUNK, H - j0);
         for (int64_t r = 0; r < n; ++r) {
-            T ax[1][STEP_CHUNK], ah[1][STEP_CHUNK];
+            A ax[1][STEP_CHUNK], ah[1][STEP_CHUNK];
             chunk_gates<T, 1>(WIH, WHH, BI, BH, X + r * I, HP + r * H, I, H, j0, units, ax, ah);
             T* hn = HN + r * H + j0;
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
-                const T a = ax[0][u] + ah[0][u];
-                hn[u] = Relu ? (a > T(0) ? a : T(0)) : std::tanh(a);
+                const A a = ax[0][u] + ah[0][u];
+                hn[u] = T(Relu ? (a > A(0) ? a : A(0)) : std::tanh(a));
             }
         }
     });
@@ -733,7 +775,7 @@ void step_plain(int64_t cell, torch::Tensor x, torch::Tensor h_prev, torch::Tens
         check(c_prev, "c_prev"); check(c_next, "c_next");
         TORCH_CHECK(c_prev.sizes() == h_prev.sizes() && c_next.sizes() == h_prev.sizes(), "step_plain: c shape");
     }
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "step_plain", [&] {
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "step_plain", [&] {
         const scalar_t* X = x.data_ptr<scalar_t>();
         const scalar_t* HP = h_prev.data_ptr<scalar_t>();
         const scalar_t* WI = w_ih.data_ptr<scalar_t>();
