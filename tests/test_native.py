@@ -191,3 +191,18 @@ def test_recurrent_weight_is_packed_where_pytorch_has_mkl():
     # PyTorch's x86 wheels carry MKL; the loop finds its packed GEMM at run time (else at::mm).
     if torch.backends.mkl.is_available():
         assert EXT.packed_gemm_available()
+
+
+def test_a_build_the_compiler_refuses_with_the_cpu_flags_is_retried_portably(monkeypatch):
+    tried = []
+
+    def build(flags):
+        tried.append(flags)
+        if len(tried) == 1:
+            raise RuntimeError("c++: error: unrecognized command-line option '-mavx512bf16'")
+        return "portable module"
+
+    monkeypatch.setattr(native, "_cpu_flags", lambda: ["-mavx512bf16"])
+    monkeypatch.setattr(native, "_build", build)
+    assert native.load.__wrapped__() == "portable module"
+    assert tried == [["-O3", "-ffast-math", "-fopenmp", "-mavx512bf16"], ["-O3", "-ffast-math", "-fopenmp"]]

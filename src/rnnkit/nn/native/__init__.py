@@ -28,6 +28,19 @@ def enabled() -> bool:
     return os.environ.get("RNNKIT_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def _build(flags: list) -> object:
+    from torch.utils.cpp_extension import get_default_build_root
+    from torch.utils.cpp_extension import load as build
+    tag = hashlib.sha1((SOURCE.read_text() + " ".join(flags)).encode()).hexdigest()[:10]
+    name = f"rnnkit_cells_{tag}"
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    # torch builds in root/NAME, or in root/py311_cpu/NAME when TORCH_EXTENSIONS_DIR is unset
+    if not any(root.glob(f"{name}/{name}.so")) and not any(root.glob(f"*/{name}/{name}.so")):
+        print("rnnkit: compiling the fused C++ cells for this machine (about a minute, once)...",
+              file=sys.stderr, flush=True)
+    return build(name=name, sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
+
+
 def _cpu_flags() -> list:
     # Vectorise for this CPU when it has AVX2+FMA; the build is cached per flag set.
     try:
@@ -57,21 +70,13 @@ def load() -> Optional[object]:
         if importlib.util.find_spec("ninja") is None:                 # torch's builder runs it
             reason = "the ninja package is not installed"
     if reason is None:
-        try:
-            from torch.utils.cpp_extension import get_default_build_root
-            from torch.utils.cpp_extension import load as build
-            flags = ["-O3", "-ffast-math", "-fopenmp"] + _cpu_flags()
-            tag = hashlib.sha1((SOURCE.read_text() + " ".join(flags)).encode()).hexdigest()[:10]
-            name = f"rnnkit_cells_{tag}"
-            root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-            # torch builds in root/NAME, or in root/py311_cpu/NAME when TORCH_EXTENSIONS_DIR is unset
-            if not any(root.glob(f"{name}/{name}.so")) and not any(root.glob(f"*/{name}/{name}.so")):
-                print("rnnkit: compiling the fused C++ cells for this machine (about a minute, once)...",
-                      file=sys.stderr, flush=True)
-            return build(name=name, sources=[str(SOURCE)], extra_cflags=flags,
-                         extra_ldflags=["-fopenmp"], verbose=False)
-        except Exception as error:  # a failed build of an optional speed-up must not stop the user
-            reason = f"the build failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        # With this CPU's vector flags first; a compiler too old for one of them gets a portable build.
+        base = ["-O3", "-ffast-math", "-fopenmp"]
+        for flags in ([base + _cpu_flags()] if _cpu_flags() else []) + [base]:
+            try:
+                return _build(flags)
+            except Exception as error:  # a failed build of an optional speed-up must not stop the user
+                reason = f"the build failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
     warnings.warn(f"rnnkit: fused C++ cells unavailable, {reason}; using the PyTorch cells "
                   f"(same results, slower). Set RNNKIT_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
     return None
