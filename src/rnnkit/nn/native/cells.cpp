@@ -310,19 +310,29 @@ inline void dots(const T* const* w, const T* v, int64_t K, Acc<T>* out) {
 // 16 float32 sums. The tail of K past a multiple of 32 is summed one element at a time.
 template <int R>
 inline void dots(const c10::BFloat16* const* w, const c10::BFloat16* v, int64_t K, float* out) {
-    __m512 s[R];
-    for (int i = 0; i < R; ++i) s[i] = _mm512_setzero_ps();
+    const c10::BFloat16* w0 = w[0];
+    const c10::BFloat16* w1 = w[R > 1 ? 1 : 0];
+    const c10::BFloat16* w2 = w[R > 2 ? 2 : 0];
+    const c10::BFloat16* w3 = w[R > 3 ? 3 : 0];
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t k = 0;
     for (; k + 32 <= K; k += 32) {
         const __m512bh vk = (__m512bh)_mm512_loadu_si512(v + k);
-        for (int i = 0; i < R; ++i)
-            s[i] = _mm512_dpbf16_ps(s[i], (__m512bh)_mm512_loadu_si512(w[i] + k), vk);
+        s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(w0 + k), vk);
+        if (R > 1) s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(w1 + k), vk);
+        if (R > 2) s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_loadu_si512(w2 + k), vk);
+        if (R > 3) s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_loadu_si512(w3 + k), vk);
     }
-    for (int i = 0; i < R; ++i) {
-        float sum = _mm512_reduce_add_ps(s[i]);
-        for (int64_t j = k; j < K; ++j) sum += float(w[i][j]) * float(v[j]);
-        out[i] = sum;
+    float sums[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2),
+                     _mm512_reduce_add_ps(s3)};
+    for (; k < K; ++k) {
+        const float vk = float(v[k]);
+        sums[0] += float(w0[k]) * vk;
+        if (R > 1) sums[1] += float(w1[k]) * vk;
+        if (R > 2) sums[2] += float(w2[k]) * vk;
+        if (R > 3) sums[3] += float(w3[k]) * vk;
     }
+    for (int i = 0; i < R; ++i) out[i] = sums[i];
 }
 
 template <>
