@@ -71,8 +71,8 @@ def load() -> Optional[object]:
             reason = "the ninja package is not installed"
     if reason is None:
         # With this CPU's vector flags first; a compiler too old for one of them gets a portable build.
-        base = ["-O3", "-ffast-math", "-fopenmp"]
-        for flags in ([base + _cpu_flags()] if _cpu_flags() else []) + [base]:
+        base, cpu = ["-O3", "-ffast-math", "-fopenmp"], _cpu_flags()
+        for flags in ([base + cpu] if cpu else []) + [base]:
             try:
                 return _build(flags)
             except Exception as error:  # a failed build of an optional speed-up must not stop the user
