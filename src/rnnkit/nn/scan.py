@@ -217,7 +217,9 @@ class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec: ScanSpec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c):
         kind = spec.kind
-        gx = _project(x, w_ih, b_ih)                                     # (T, B, G*H)
+        # The C++ loop adds the input bias in its gate kernels; the Python loop reads it in gx.
+        bias_in_loop = spec.native_loop and w_ih is not None and b_ih is not None
+        gx = _project(x, w_ih, None if bias_in_loop else b_ih)           # (T, B, G*H)
         T, B, GH = gx.shape
         H = GH // kind.gates
         Hr = w_hh.shape[1]
@@ -245,7 +247,8 @@ class _Scan(torch.autograd.Function):
 
         if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
             empty = gx.new_empty(0)
-            native.load().scan_forward(CELL_CODES[kind.name], gx, w_hh, b_hh if b_hh is not None else empty,
+            native.load().scan_forward(CELL_CODES[kind.name], gx, b_ih.contiguous() if bias_in_loop else empty,
+                                       w_hh, b_hh if b_hh is not None else empty,
                                        states_h, states_c if has_c else empty, act, scratch,
                                        list(spec.batch_sizes), spec.reverse, save)
             order = ()

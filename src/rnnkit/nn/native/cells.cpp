@@ -36,6 +36,13 @@ constexpr int64_t PARALLEL_MIN_ELEMENTS = 1024;
 
 template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 
+// Calls f(std::true_type{}) or f(std::false_type{}) as flag is set or not: a kernel's template
+// argument chosen at run time, outside its loops.
+template <typename F>
+inline void with_flag(bool flag, const F& f) {
+    if (flag) f(std::true_type{}); else f(std::false_type{});
+}
+
 void check(const torch::Tensor& t, const char* name) {
     TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
     TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
@@ -46,12 +53,16 @@ void check(const torch::Tensor& t, const char* name) {
 // Each kernel works on raw rows: the time loop below calls it with pointers into its buffers, and
 // a thin tensor wrapper serves the Python loop of rnnkit/nn/scan.py. A second addend (A2, GB, DO)
 // may be null; the loop passes the recurrent product or the output gradient there instead of
-// summing it into a buffer first. Whether it is there is a template argument of each *_impl, not a
-// test inside the loop: a branch in the loop stops GCC from vectorising it (12x slower measured).
+// summing it into a buffer first. So may the input bias BX of the forward kernels: the loop adds it
+// here rather than copying it into every row of the input projection before its GEMM. Whether an
+// operand is there is a template argument of each *_impl, not a test inside the loop: a branch in
+// the loop stops GCC from vectorising it (12x slower measured).
 
-// a = A (+ A2) (n, 4H) [i f g o] pre-activations, c_prev (n, H) -> act (n, 5H) [i f g o tanh(c)], h, c (n, H)
-template <typename T, bool Add>
-void lstm_forward_impl(const T* A, const T* A2, const T* CP, T* ACT, T* HO, T* CO, int64_t n, int64_t H) {
+// a = A (+ A2) (+ BX) (n, 4H) [i f g o] pre-activations, BX a (4H) bias; c_prev (n, H)
+// -> act (n, 5H) [i f g o tanh(c)], h, c (n, H)
+template <typename T, bool Add, bool Bias>
+void lstm_forward_impl(const T* A, const T* A2, const T* BX, const T* CP, T* ACT, T* HO, T* CO, int64_t n,
+                       int64_t H) {
     #pragma omp parallel for if (n * H > PARALLEL_MIN_ELEMENTS)
     for (int64_t r = 0; r < n; ++r) {
         const T* ar = A + r * 4 * H;
@@ -61,6 +72,7 @@ void lstm_forward_impl(const T* A, const T* A2, const T* CP, T* ACT, T* HO, T* C
         for (int64_t j = 0; j < H; ++j) {
             T ai = ar[j], af = ar[H + j], ag = ar[2 * H + j], ao = ar[3 * H + j];
             if (Add) { ai += br[j]; af += br[H + j]; ag += br[2 * H + j]; ao += br[3 * H + j]; }
+            if (Bias) { ai += BX[j]; af += BX[H + j]; ag += BX[2 * H + j]; ao += BX[3 * H + j]; }
             T i = sigmoid(ai), f = sigmoid(af), g = std::tanh(ag), o = sigmoid(ao);
             T cn = f * CP[r * H + j] + i * g;
             T tc = std::tanh(cn);
@@ -72,14 +84,17 @@ void lstm_forward_impl(const T* A, const T* A2, const T* CP, T* ACT, T* HO, T* C
 }
 
 template <typename T>
-void lstm_forward_rows(const T* A, const T* A2, const T* CP, T* ACT, T* HO, T* CO, int64_t n, int64_t H) {
-    (A2 != nullptr ? lstm_forward_impl<T, true> : lstm_forward_impl<T, false>)(A, A2, CP, ACT, HO, CO, n, H);
+void lstm_forward_rows(const T* A, const T* A2, const T* BX, const T* CP, T* ACT, T* HO, T* CO, int64_t n,
+                       int64_t H) {
+    with_flag(A2 != nullptr, [&](auto add) { with_flag(BX != nullptr, [&](auto bias) {
+        lstm_forward_impl<T, decltype(add)::value, decltype(bias)::value>(A, A2, BX, CP, ACT, HO, CO, n, H);
+    }); });
 }
 
 void lstm_forward(torch::Tensor a, torch::Tensor c_prev, torch::Tensor act, torch::Tensor h, torch::Tensor c) {
     check(a, "a"); check(c_prev, "c_prev"); check(act, "act"); check(h, "h"); check(c, "c");
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstm_forward", [&] {
-        lstm_forward_rows<scalar_t>(a.data_ptr<scalar_t>(), nullptr, c_prev.data_ptr<scalar_t>(),
+        lstm_forward_rows<scalar_t>(a.data_ptr<scalar_t>(), nullptr, nullptr, c_prev.data_ptr<scalar_t>(),
                                     act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(),
                                     c_prev.size(0), c_prev.size(1));
     });
@@ -130,10 +145,11 @@ void lstm_backward(torch::Tensor dh, torch::Tensor dc, torch::Tensor act, torch:
 
 // --- GRU -----------------------------------------------------------------------------------------
 
-// gx, gh (n, 3H) [r z n], gh without b_hh when GB (3H) is given; h_prev (n, H)
-// -> act (n, 4H) [r z n gh_n] (gh_n with its bias), h (n, H)
-template <typename T, bool Add>
-void gru_forward_impl(const T* GX, const T* GH, const T* GB, const T* HP, T* ACT, T* HO, int64_t n, int64_t H) {
+// gx, gh (n, 3H) [r z n], gh without b_hh when GB (3H) is given, gx without b_ih when BX (3H) is;
+// h_prev (n, H) -> act (n, 4H) [r z n gh_n] (gh_n with its bias), h (n, H)
+template <typename T, bool Add, bool Bias>
+void gru_forward_impl(const T* GX, const T* GH, const T* GB, const T* BX, const T* HP, T* ACT, T* HO, int64_t n,
+                      int64_t H) {
     #pragma omp parallel for if (n * H > PARALLEL_MIN_ELEMENTS)
     for (int64_t r = 0; r < n; ++r) {
         const T* x_r = GX + r * 3 * H;
@@ -142,10 +158,12 @@ void gru_forward_impl(const T* GX, const T* GH, const T* GB, const T* HP, T* ACT
         #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
             T hr = h_r[j], hz = h_r[H + j], ghn = h_r[2 * H + j];
+            T xr = x_r[j], xz = x_r[H + j], xn = x_r[2 * H + j];
             if (Add) { hr += GB[j]; hz += GB[H + j]; ghn += GB[2 * H + j]; }
-            T rg = sigmoid(x_r[j] + hr);
-            T z = sigmoid(x_r[H + j] + hz);
-            T nn = std::tanh(x_r[2 * H + j] + rg * ghn);
+            if (Bias) { xr += BX[j]; xz += BX[H + j]; xn += BX[2 * H + j]; }
+            T rg = sigmoid(xr + hr);
+            T z = sigmoid(xz + hz);
+            T nn = std::tanh(xn + rg * ghn);
             act_r[j] = rg; act_r[H + j] = z; act_r[2 * H + j] = nn; act_r[3 * H + j] = ghn;
             HO[r * H + j] = nn + z * (HP[r * H + j] - nn);
         }
@@ -153,14 +171,17 @@ void gru_forward_impl(const T* GX, const T* GH, const T* GB, const T* HP, T* ACT
 }
 
 template <typename T>
-void gru_forward_rows(const T* GX, const T* GH, const T* GB, const T* HP, T* ACT, T* HO, int64_t n, int64_t H) {
-    (GB != nullptr ? gru_forward_impl<T, true> : gru_forward_impl<T, false>)(GX, GH, GB, HP, ACT, HO, n, H);
+void gru_forward_rows(const T* GX, const T* GH, const T* GB, const T* BX, const T* HP, T* ACT, T* HO, int64_t n,
+                      int64_t H) {
+    with_flag(GB != nullptr, [&](auto add) { with_flag(BX != nullptr, [&](auto bias) {
+        gru_forward_impl<T, decltype(add)::value, decltype(bias)::value>(GX, GH, GB, BX, HP, ACT, HO, n, H);
+    }); });
 }
 
 void gru_forward(torch::Tensor gx, torch::Tensor gh, torch::Tensor h_prev, torch::Tensor act, torch::Tensor h) {
     check(gx, "gx"); check(gh, "gh"); check(h_prev, "h_prev"); check(act, "act"); check(h, "h");
     AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "gru_forward", [&] {
-        gru_forward_rows<scalar_t>(gx.data_ptr<scalar_t>(), gh.data_ptr<scalar_t>(), nullptr,
+        gru_forward_rows<scalar_t>(gx.data_ptr<scalar_t>(), gh.data_ptr<scalar_t>(), nullptr, nullptr,
                                    h_prev.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
                                    h_prev.size(0), h_prev.size(1));
     });
@@ -209,9 +230,9 @@ void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, tor
 
 // --- Elman RNN -----------------------------------------------------------------------------------
 
-// a = A (+ A2) (n, H) -> act (n, H) = f(a) (unless ACT is null), h (n, H) = f(a)
-template <typename T, bool Relu, bool Add, bool Save>
-void rnn_forward_impl(const T* A, const T* A2, T* ACT, T* HO, int64_t n, int64_t H) {
+// a = A (+ A2) (+ BX) (n, H), BX an (H) bias -> act (n, H) = f(a) (unless ACT is null), h (n, H) = f(a)
+template <typename T, bool Relu, bool Add, bool Save, bool Bias>
+void rnn_forward_impl(const T* A, const T* A2, const T* BX, T* ACT, T* HO, int64_t n, int64_t H) {
     #pragma omp parallel for if (n * H > PARALLEL_MIN_ELEMENTS)
     for (int64_t r = 0; r < n; ++r) {
         const T* a = A + r * H;
@@ -221,6 +242,7 @@ void rnn_forward_impl(const T* A, const T* A2, T* ACT, T* HO, int64_t n, int64_t
         #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
             T x = Add ? a[j] + b[j] : a[j];
+            if (Bias) x += BX[j];
             T v = Relu ? (x > T(0) ? x : T(0)) : std::tanh(x);
             if (Save) act[j] = v;
             h[j] = v;
@@ -229,18 +251,21 @@ void rnn_forward_impl(const T* A, const T* A2, T* ACT, T* HO, int64_t n, int64_t
 }
 
 template <typename T, bool Relu>
-void rnn_forward_rows(const T* A, const T* A2, T* ACT, T* HO, int64_t n, int64_t H) {
-    if (A2 != nullptr && ACT != nullptr) rnn_forward_impl<T, Relu, true, true>(A, A2, ACT, HO, n, H);
-    else if (A2 != nullptr) rnn_forward_impl<T, Relu, true, false>(A, A2, ACT, HO, n, H);
-    else if (ACT != nullptr) rnn_forward_impl<T, Relu, false, true>(A, A2, ACT, HO, n, H);
-    else rnn_forward_impl<T, Relu, false, false>(A, A2, ACT, HO, n, H);
+void rnn_forward_rows(const T* A, const T* A2, const T* BX, T* ACT, T* HO, int64_t n, int64_t H) {
+    with_flag(A2 != nullptr, [&](auto add) { with_flag(ACT != nullptr, [&](auto save) {
+        with_flag(BX != nullptr, [&](auto bias) {
+            rnn_forward_impl<T, Relu, decltype(add)::value, decltype(save)::value, decltype(bias)::value>(
+                A, A2, BX, ACT, HO, n, H);
+        });
+    }); });
 }
 
 void rnn_forward(torch::Tensor a, torch::Tensor act, torch::Tensor h, bool relu) {
     check(a, "a"); check(act, "act"); check(h, "h");
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnn_forward", [&] {
         auto kernel = relu ? rnn_forward_rows<scalar_t, true> : rnn_forward_rows<scalar_t, false>;
-        kernel(a.data_ptr<scalar_t>(), nullptr, act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.size(0), a.size(1));
+        kernel(a.data_ptr<scalar_t>(), nullptr, nullptr, act.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), a.size(0),
+               a.size(1));
     });
 }
 
@@ -569,10 +594,11 @@ class StepProduct {
 
 // The forward loop of rnnkit/nn/scan.py (_Scan.forward) for the plain case: same buffers, same
 // order, run without returning to Python between steps.
-//   gx (T, B, G*H); w_hh (G*H, H); b_hh (G*H) or empty (GRU only); states_h (T+1, B, H);
+//   gx (T, B, G*H), the input projection, without its bias when b_x (G*H) is given (else b_x is
+//   empty); w_hh (G*H, H); b_hh (G*H) or empty (GRU only); states_h (T+1, B, H);
 //   states_c (T+1 or 2, B, H) or empty; act (T or 1, B, saved*H), or (T, B, 0) for the Elman RNN,
 //   whose saved activation is h_t itself (read back from states_h); scratch (B, G*H).
-void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Tensor b_hh,
+void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor b_x, torch::Tensor w_hh, torch::Tensor b_hh,
                   torch::Tensor states_h, torch::Tensor states_c, torch::Tensor act, torch::Tensor scratch,
                   std::vector<int64_t> batch_sizes, bool reverse, bool save) {
     check(gx, "gx"); check(states_h, "states_h"); check(act, "act"); check(scratch, "scratch");
@@ -581,6 +607,7 @@ void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Ten
     AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "scan_forward", [&] {
         const StepProduct<scalar_t> recurrent(w_hh, /*transposed=*/true, B, T);       // h W_hh^T
         const scalar_t* GX = gx.data_ptr<scalar_t>();
+        const scalar_t* BX = b_x.numel() > 0 ? b_x.data_ptr<scalar_t>() : nullptr;
         const scalar_t* BHH = b_hh.numel() > 0 ? b_hh.data_ptr<scalar_t>() : nullptr;
         scalar_t* SH = states_h.data_ptr<scalar_t>();
         scalar_t* SC = states_c.numel() > 0 ? states_c.data_ptr<scalar_t>() : nullptr;
@@ -600,12 +627,12 @@ void scan_forward(int64_t cell, torch::Tensor gx, torch::Tensor w_hh, torch::Ten
                 scalar_t* c_prev = SC + kc * B * H;
                 scalar_t* c_next = SC + next * B * H;
                 if (n < B) std::memcpy(c_next + n * H, c_prev + n * H, (B - n) * row);
-                lstm_forward_rows<scalar_t>(gx_t, GHR, c_prev, act_s, h_next, c_next, n, H);
+                lstm_forward_rows<scalar_t>(gx_t, GHR, BX, c_prev, act_s, h_next, c_next, n, H);
             } else if (cell == GRU) {
-                gru_forward_rows<scalar_t>(gx_t, GHR, BHH, h_prev, act_s, h_next, n, H);
+                gru_forward_rows<scalar_t>(gx_t, GHR, BHH, BX, h_prev, act_s, h_next, n, H);
             } else {
                 (relu ? rnn_forward_rows<scalar_t, true> : rnn_forward_rows<scalar_t, false>)(
-                    gx_t, GHR, saved > 0 ? act_s : nullptr, h_next, n, H);
+                    gx_t, GHR, BX, saved > 0 ? act_s : nullptr, h_next, n, H);
             }
         }
     });
