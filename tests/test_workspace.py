@@ -30,6 +30,15 @@ def test_a_buffer_given_back_is_handed_out_again():
     assert workspace.kept_bytes() == 0
 
 
+def test_a_buffer_given_back_twice_is_handed_out_once():
+    like = torch.empty(0)
+    buffer = workspace.take((BIG,), like)
+    workspace.give_back(buffer)
+    workspace.give_back(buffer)
+    first, second = workspace.take((BIG,), like), workspace.take((BIG,), like)
+    assert first.data_ptr() != second.data_ptr()
+
+
 def test_small_and_mismatched_buffers_are_not_pooled():
     like = torch.empty(0)
     small = workspace.take((16,), like)

@@ -65,6 +65,8 @@ def give_back(buffer: Optional[Tensor]) -> None:
     if not ENABLED or flat.device.type != "cpu" or flat.dim() != 1 or flat.numel() * flat.element_size() < MIN_BYTES:
         return                                          # not from the pool: the allocator frees it
     with _lock:
+        if any(kept is flat for kept in _free):          # given back twice: keep one, never hand it out twice
+            return
         _free.append(flat)
         while sum(b.numel() * b.element_size() for b in _free) > MAX_KEPT_BYTES:
             _free.pop(0)
