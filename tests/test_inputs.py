@@ -74,6 +74,29 @@ def test_non_floating_input(cell, dtype):
         layer(bad)
 
 
+@pytest.mark.parametrize("cell", REPRESENTATIVE)
+def test_input_of_another_dtype_than_the_weights(cell):
+    """A float64 or bfloat16 input to a float32 layer: a ValueError saying how to convert, from
+    forward() and from step() (both its paths)."""
+    layer, x, _ = _layer_and_data(cell)
+    for dtype in (torch.float64, torch.bfloat16):
+        with pytest.raises(ValueError, match=r"(?s)input has dtype.*convert"):
+            layer(x.to(dtype))
+    streaming = make_ours(cell, I, H).eval()
+    for rows in (1, 9):                                  # the fused pass, and BLAS past FUSED_STEP_ROWS
+        with torch.no_grad(), pytest.raises(ValueError, match=r"(?s)input has dtype.*convert"):
+            streaming.step(torch.randn(rows, I, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cell_input_of_another_dtype_than_the_weights(name):
+    import rnnkit.nn as rnn
+
+    cell = getattr(rnn, name)(I, H)
+    with pytest.raises(ValueError, match=r"(?s)input has dtype.*convert"):
+        cell(torch.randn(B, I, dtype=torch.float64))
+
+
 def _bad_hx_variants(cell):
     """(label, hx) pairs, each with exactly one wrong dimension."""
     D = 2

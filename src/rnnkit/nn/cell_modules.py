@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from . import cells
 from .scan import scan
-from .sequences import check_features, check_floating
+from .sequences import check_dtype, check_features, check_floating
 
 
 class _CellBase(nn.Module):
@@ -51,6 +51,7 @@ class _CellBase(nn.Module):
             raise ValueError(f"input must be a (batch, {self.input_size}) or ({self.input_size},) tensor, got {got}")
         check_floating(x, "input")
         check_features(x, self.input_size)
+        check_dtype(x, self.weight_ih)
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)

@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import PackedSequence
 from . import cells, native
 from .regularizers import drop_connect, zoneout_weight
 from .scan import CELL_CODES, forward_step, linear_into, scan
-from .sequences import Layout, Lengths, check_features, check_floating, prepare
+from .sequences import Layout, Lengths, check_dtype, check_features, check_floating, prepare
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
 
@@ -175,6 +175,7 @@ class RNNBase(nn.Module):
             h_n: (L*D, B, Hr), each sequence's state at its last real step; c_n: (L*D, B, H).
         """
         layout = prepare(input, lengths, batch_first=self.batch_first, input_size=self.input_size)
+        check_dtype(layout.x, self._parameters["weight_ih_l0"], autocast_dtype(layout.x.device.type))
         h0, c0 = self._initial_state(hx, layout)
         x = layout.x
         h_n, c_n = [], []
@@ -309,6 +310,7 @@ class RNNBase(nn.Module):
         # No graph: run ``forward_step`` straight on each layer, with no per-sequence machinery.
         check_floating(x, "input")
         check_features(x, self.input_size)
+        check_dtype(x, self._parameters["weight_ih_l0"], autocast_dtype(x.device.type))
         unbatched = x.dim() == 1
         x = x.unsqueeze(0) if unbatched else x                                   # (B, I)
         if x.dtype in FUSED_STEP_DTYPES and x.shape[0] <= FUSED_STEP_ROWS and native.load() is not None \

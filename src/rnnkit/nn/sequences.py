@@ -76,6 +76,13 @@ def check_floating(x: Tensor, what: str) -> None:
         raise ValueError(f"{what} must be a floating-point tensor, got dtype {x.dtype}; convert it with .float()")
 
 
+def check_dtype(x: Tensor, weight: Tensor, allowed: Optional[torch.dtype] = None) -> None:
+    """x must have the weights' dtype (or ``allowed``: the dtype autocast runs in, when it is on)."""
+    if x.dtype != weight.dtype and x.dtype != allowed:
+        raise ValueError(f"input has dtype {x.dtype} but the layer's weights are {weight.dtype}; convert "
+                         f"the input (x.to({weight.dtype})) or the layer (layer.to({x.dtype}))")
+
+
 def check_features(x: Tensor, input_size: int) -> None:
     if x.shape[-1] != input_size:
         raise ValueError(
