@@ -383,9 +383,9 @@ class _Scan(torch.autograd.Function):
             parts = [_weight_grad(b, h_prev_all) for b in blocks]
             d_w_hh = parts[0] if len(parts) == 1 else torch.cat(parts)                  # (GH, Hr)
         # Column sums of d_gx: b_ih's gradient, and for the native GRU also the r and z blocks of b_hh's
-        d_gx_sums = _column_sums(d_gx_all) if (w_ih is not None and needs[3]) or (gru_native and needs[7]) else None
+        d_gx_sums = d_gx_all.sum((0, 1)) if (w_ih is not None and needs[3]) or (gru_native and needs[7]) else None
         if b_hh is not None and needs[7]:
-            d_b_hh = torch.cat([d_gx_sums[:2 * H], _column_sums(d_gh_all)]) if gru_native else _column_sums(d_gh_all)
+            d_b_hh = torch.cat([d_gx_sums[:2 * H], d_gh_all.sum((0, 1))]) if gru_native else d_gh_all.sum((0, 1))
         if w_hr is not None and needs[8]:
             d_w_hr = _weight_grad(d_proj_all, h_cand)                                   # (Hr, H)
         if ln_weight is not None and needs[9]:
@@ -433,8 +433,3 @@ def _weight_grad(d_out: Tensor, inputs: Tensor) -> Tensor:
     slower at 700, where autograd's copy of the transposed result to the weight's layout costs more
     than the GEMM saves.)"""
     return torch.mm(d_out.reshape(-1, d_out.shape[-1]).t(), inputs.reshape(-1, inputs.shape[-1]))
-
-
-def _column_sums(d: Tensor) -> Tensor:
-    """(N,) the sums over all rows of d (T, B, N): a bias gradient."""
-    return d.sum((0, 1))

@@ -43,6 +43,12 @@ inline void with_flag(bool flag, const F& f) {
     if (flag) f(std::true_type{}); else f(std::false_type{});
 }
 
+// Whether the environment variable `name` is set to 0: the switch that turns an optimisation off.
+bool switched_off(const char* name) {
+    const char* setting = std::getenv(name);
+    return setting != nullptr && std::string(setting) == "0";
+}
+
 void check(const torch::Tensor& t, const char* name) {
     TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
     TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
@@ -129,7 +135,9 @@ void lstm_backward_impl(const T* DH, const T* DO, const T* DC, const T* ACT, con
 template <typename T>
 void lstm_backward_rows(const T* DH, const T* DO, const T* DC, const T* ACT, const T* CP, T* DA, T* DCP,
                         int64_t n, int64_t H) {
-    (DO != nullptr ? lstm_backward_impl<T, true> : lstm_backward_impl<T, false>)(DH, DO, DC, ACT, CP, DA, DCP, n, H);
+    with_flag(DO != nullptr, [&](auto add) {
+        lstm_backward_impl<T, decltype(add)::value>(DH, DO, DC, ACT, CP, DA, DCP, n, H);
+    });
 }
 
 void lstm_backward(torch::Tensor dh, torch::Tensor dc, torch::Tensor act, torch::Tensor c_prev,
@@ -214,7 +222,7 @@ void gru_backward_impl(const T* DH, const T* DO, const T* ACT, const T* HP, T* D
 
 template <typename T>
 void gru_backward_rows(const T* DH, const T* DO, const T* ACT, const T* HP, T* DX, T* DG, T* DD, int64_t n, int64_t H) {
-    (DO != nullptr ? gru_backward_impl<T, true> : gru_backward_impl<T, false>)(DH, DO, ACT, HP, DX, DG, DD, n, H);
+    with_flag(DO != nullptr, [&](auto add) { gru_backward_impl<T, decltype(add)::value>(DH, DO, ACT, HP, DX, DG, DD, n, H); });
 }
 
 void gru_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor h_prev, torch::Tensor d_gx,
@@ -289,7 +297,7 @@ void rnn_backward_impl(const T* DH, const T* DO, const T* ACT, T* DA, int64_t n,
 
 template <typename T, bool Relu>
 void rnn_backward_rows(const T* DH, const T* DO, const T* ACT, T* DA, int64_t n, int64_t H) {
-    (DO != nullptr ? rnn_backward_impl<T, Relu, true> : rnn_backward_impl<T, Relu, false>)(DH, DO, ACT, DA, n, H);
+    with_flag(DO != nullptr, [&](auto add) { rnn_backward_impl<T, Relu, decltype(add)::value>(DH, DO, ACT, DA, n, H); });
 }
 
 void rnn_backward(torch::Tensor dh, torch::Tensor act, torch::Tensor d_a, bool relu) {
@@ -530,8 +538,7 @@ struct MklPackedGemm {
     static const MklPackedGemm& get() {
         static const MklPackedGemm api = [] {
             MklPackedGemm found;
-            const char* setting = std::getenv("RNNKIT_PACKED_GEMM");
-            if (setting != nullptr && std::string(setting) == "0") return found;
+            if (switched_off("RNNKIT_PACKED_GEMM")) return found;
 #ifdef RNNKIT_HAS_DLFCN
             void* torch_cpu = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
             if (torch_cpu == nullptr) return found;
@@ -837,10 +844,7 @@ void step_plain(int64_t cell, torch::Tensor x, torch::Tensor h_prev, torch::Tens
 // to the next (see for_each_chunk). RNNKIT_STEP_ZIGZAG=0 walks them upwards at every step.
 bool next_step_reversed() {
     static std::atomic<uint64_t> steps_taken{0};
-    static const bool zigzag = [] {
-        const char* setting = std::getenv("RNNKIT_STEP_ZIGZAG");
-        return setting == nullptr || std::string(setting) != "0";
-    }();
+    static const bool zigzag = !switched_off("RNNKIT_STEP_ZIGZAG");
     return zigzag && (steps_taken.fetch_add(1, std::memory_order_relaxed) & 1);
 }
 
