@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="input and hidden size (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=400)
     args = parser.parse_args()
+    if args.size < 1 or args.repeats < 1:
+        parser.error(f"--size and --repeats must be at least 1, got {args.size} and {args.repeats}")
     from torch.utils.cpp_extension import load_inline
     ext = load_inline("rnnkit_step_floor", cpp_sources=SOURCE, functions=["read_shares"],
                       extra_cflags=["-O3", "-fopenmp", "-march=native"], extra_ldflags=["-fopenmp"])
