@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.bench.layers import environment_summary
+from rnnkit.bench.layers import environment, environment_summary
+from rnnkit.files import write_text_atomic
 from rnnkit.tasks.lm import LanguageModel, LMConfig
 
 # The research data sets live beside the repository, never inside it (their licences are research-only).
@@ -83,15 +84,19 @@ def steps_in(seconds: float, model: LMConfig, batch_size: int, bptt: int, share:
     return max(1, int(share * seconds / train_step_seconds(model, batch_size, bptt, bf16=bf16)))
 
 
+def print_machine() -> None:
+    """Print a benchmark's first line, what it is measured on: ``# machine: `` and ``environment_summary()``."""
+    print(f"# machine: {environment_summary()}", flush=True)
+
+
 def write_result(path, result: dict) -> None:
-    """Print ``result`` as JSON and, if ``path`` is given, write it there (with the machine's description)."""
-    result = dict(result, environment=environment_summary())
+    """Print ``result`` as JSON and, if ``path`` is given, write it there atomically; both with the
+    machine under ``environment`` (``rnnkit.bench.layers.environment()``: CPU, features, torch, ...)."""
+    result = dict(result, environment=environment())
     text = json.dumps(result, indent=2)
     print(text)
     if path:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(path)
+        write_text_atomic(path, text + "\n")
 
 
 def shape_parser(description: str, repeats: int) -> argparse.ArgumentParser:

@@ -42,6 +42,7 @@ __all__ = [
     "format_row",
     "format_table",
     "environment_summary",
+    "environment",
 ]
 
 CELLS = ("rnn_tanh", "lstm", "gru")
@@ -341,19 +342,10 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join([format_table_header(), *(format_row(r) for r in rows)])
 
 
-def environment_summary() -> str:
-    """One line describing what the numbers were measured on."""
+def _software() -> dict:
+    """torch's version, thread count and CPU capability, Python's version, and how the fused loop runs."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     try:
         capability = torch.backends.cpu.get_cpu_capability()
     except Exception:  # older torch
@@ -363,7 +355,25 @@ def environment_summary() -> str:
     ext = native.load()
     loop = "fused C++ cells off" if ext is None else \
         "recurrent weight packed for MKL" if ext.packed_gemm_available() else "recurrent product by at::mm"
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "capability": capability,
+            "python": platform.python_version(), "loop": loop}
+
+
+def environment_summary() -> str:
+    """One line describing what the numbers were measured on: the machine (``rnnkit.machine.describe()``),
+    then torch, its threads and CPU capability, Python, and how the recurrent product runs."""
+    from rnnkit import machine
+
+    soft = _software()
     return (
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-        f"CPU {cpu} ({capability}), Python {platform.python_version()}, {loop}"
+        f"{machine.describe()}; torch {soft['torch']}, {soft['threads']} thread(s), "
+        f"capability {soft['capability']}, Python {soft['python']}, {soft['loop']}"
     )
+
+
+def environment() -> dict:
+    """``environment_summary()`` for JSON: ``rnnkit.machine.as_dict()`` (cpu, cpus, features, amx,
+    native_bf16) plus torch, threads, capability, python and loop."""
+    from rnnkit import machine
+
+    return {**machine.as_dict(), **_software()}

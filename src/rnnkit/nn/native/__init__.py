@@ -43,18 +43,17 @@ def _build(flags: list) -> object:
 
 def _cpu_flags() -> list:
     # Vectorise for this CPU when it has AVX2+FMA; the build is cached per flag set.
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    if platform.machine() not in ("x86_64", "AMD64") or " avx2" not in text or " fma" not in text:
+    from rnnkit.machine import cpu_flags
+
+    have = cpu_flags()
+    if platform.machine() not in ("x86_64", "AMD64") or not {"avx2", "fma"} <= have:
         return []
-    if all(f" {flag}" in text for flag in ("avx512f", "avx512dq", "avx512bw", "avx512vl")):
+    if {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= have:
         # 512-bit vectors for the gate loops (GCC otherwise keeps to 256 bits on AVX-512 parts)
         flags = ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl",
                  "-mprefer-vector-width=512"]
         # bfloat16 dot products in one instruction (VDPBF16PS), for the streaming step of bf16 layers
-        return flags + (["-mavx512bf16"] if " avx512_bf16" in text else [])
+        return flags + (["-mavx512bf16"] if "avx512_bf16" in have else [])
     return ["-mavx2", "-mfma"]
 
 
