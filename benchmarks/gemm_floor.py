@@ -13,7 +13,7 @@ reach; compare it with ``rnnkit bench layers``.
 from __future__ import annotations
 
 import torch
-from common import fwd_bwd, shape_parser
+from common import fwd_bwd, print_machine, shape_parser
 
 from rnnkit.bench.timing import Candidate, compare, median_ms
 
@@ -47,6 +47,7 @@ def torch_layer(T: int, B: int, I: int, H: int, cell: str):
 
 def main() -> None:
     args = shape_parser(__doc__.splitlines()[0], repeats=7).parse_args()
+    print_machine()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, T={args.T} B={args.B} "
           f"I={args.I} H={args.H}, float32")
     print(f"{'cell':<9} {'GEMM floor ms':>14} {'torch.nn ms':>12} {'best ratio':>11}")

@@ -17,7 +17,7 @@ import statistics
 from collections import Counter
 
 import torch
-from common import data_dir, run, train_step_seconds, write_result
+from common import data_dir, print_machine, run, train_step_seconds, write_result
 
 from rnnkit.tasks.lm import LMConfig
 
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
     ids = ptb_ids(data_dir("ptb", args.data_dir) / "ptb.train.txt")
+    print_machine()
     cutoffs = [int(c) for c in args.cutoffs.split(",")]
     shape = dict(vocab_size=VOCAB, embedding_size=args.size, hidden_size=args.size, num_layers=2, tie_weights=True,
                  dropout=0.4)

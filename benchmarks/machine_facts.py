@@ -11,24 +11,12 @@ freshly allocated against reused (``rnnkit.nn.workspace``).
 
 from __future__ import annotations
 
-import platform
-
 import numpy as np
 import torch
+from common import print_machine
 
 from rnnkit.bench.timing import Candidate, compare, median_ms
 from rnnkit.nn import cells, native
-
-
-def cpu() -> str:
-    try:
-        lines = open("/proc/cpuinfo").read().splitlines()
-    except OSError:
-        return platform.processor()
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    flags = next((line for line in lines if line.startswith("flags")), "")
-    simd = [f for f in ("avx2", "avx512f", "amx_tile") if f" {f}" in flags]
-    return f"{name}, {torch.get_num_threads()} threads, {'/'.join(simd) or 'no AVX2'}"
 
 
 def show(title: str, candidates, repeats: int = 20) -> None:
@@ -37,8 +25,8 @@ def show(title: str, candidates, repeats: int = 20) -> None:
 
 
 def main() -> None:
+    print_machine()
     ext = native.load()
-    print(f"torch {torch.__version__}; {cpu()}")
     B, H = 64, 512
     h, w, out = torch.randn(B, H), torch.randn(4 * H, H) * 0.05, torch.empty(B, 4 * H)
     hn, wn, on = h.numpy(), w.numpy(), out.numpy()

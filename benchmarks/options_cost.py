@@ -10,7 +10,7 @@ deterministic blend is what runs; weight drop and layer norm in training mode).
 from __future__ import annotations
 
 import torch
-from common import fwd_bwd, shape_parser
+from common import fwd_bwd, print_machine, shape_parser
 
 import rnnkit
 from rnnkit.bench.timing import Candidate, compare, median_ms
@@ -25,6 +25,7 @@ OPTIONS = {
 
 def main() -> None:
     args = shape_parser(__doc__.splitlines()[0], repeats=5).parse_args()
+    print_machine()
     x = torch.randn(args.T, args.B, args.I, requires_grad=True)
     layers = {name: rnnkit.nn.LSTM(args.I, args.H, **options) for name, options in OPTIONS.items()}
     layers["zoneout=0.1 (eval)"].eval()

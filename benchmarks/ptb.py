@@ -44,11 +44,10 @@ import csv
 import math
 from pathlib import Path
 
-from common import data_dir, run, steps_in, write_result
+from common import data_dir, print_machine, run, steps_in, write_result
 
 from rnnkit.data import StreamBatches
-from rnnkit.tasks.lm import LMConfig
-from rnnkit.tasks.lm_files import LMData, evaluate_lm, train_lm
+from rnnkit.tasks.lm import LMConfig, LMData, evaluate, fit
 from rnnkit.train import TrainConfig, find_checkpoint
 
 TRAIN_TOKENS = 929_589                       # ptb.train.txt with one <eos> per line (its SOURCE.md)
@@ -83,6 +82,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
     args = parser.parse_args()
     data = data_dir("ptb", args.data_dir)
+    print_machine()
     recipe = CONFIGS[args.config]
     text: LMData = recipe["text"]
     steps_per_epoch = len(StreamBatches(range(TRAIN_TOKENS), text.batch_size, text.bptt).windows(0))
@@ -94,10 +94,10 @@ def main() -> None:
             recipe["budget"], LMConfig(vocab_size=VOCAB, **recipe["model"]), text.batch_size, text.bptt,
             bf16=train.get("bf16", False))
         train.update(max_time=recipe["budget"], max_steps=steps)
-    result = train_lm(data / "ptb.train.txt", out, valid=data / "ptb.valid.txt", model=recipe["model"], text=text,
+    result = fit(data / "ptb.train.txt", out, valid=data / "ptb.valid.txt", model=recipe["model"], data=text,
                       train=TrainConfig(**train), resume=args.resume)
-    valid = evaluate_lm(out, data / "ptb.valid.txt")
-    test = evaluate_lm(out, data / "ptb.test.txt")
+    valid = evaluate(out, data / "ptb.valid.txt")
+    test = evaluate(out, data / "ptb.test.txt")
     with open(out / "log.csv") as handle:
         curve = [(int(row["epoch"]), float(row["elapsed_seconds"]), round(math.exp(float(row["loss"])), 2))
                  for row in csv.DictReader(handle)]

@@ -68,11 +68,12 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from common import data_dir, run, write_result
+from common import data_dir, print_machine, run, write_result
 
 from rnnkit.data.labelled import read_labelled
-from rnnkit.tasks.classify_files import ClassifyData, evaluate, fit
-from rnnkit.tasks.lm_files import LMData, train_lm
+from rnnkit.tasks import lm
+from rnnkit.tasks.classify import ClassifyData, evaluate, fit
+from rnnkit.tasks.lm import LMData
 from rnnkit.train import TrainConfig, find_checkpoint
 
 DATA = ClassifyData(fmt="sst", tokens="word", min_freq=2, batch_size=32)
@@ -118,6 +119,7 @@ def main() -> None:
     if args.seeds < 1 or args.ensemble < 1 or args.seeds % args.ensemble:
         parser.error("--seeds must be a positive multiple of --ensemble")
     data = data_dir("sst2", args.data_dir)
+    print_machine()
     train_file, dev_file, test_file = (data / f"stsa.binary.{split}" for split in ("train", "dev", "test"))
     out = Path(args.out)
     started = time.perf_counter()
@@ -190,7 +192,7 @@ def pretrain_lm(train_file: Path, dev_file: Path, out: Path, seconds: float) -> 
         texts[name].write_text("".join(text + "\n" for text in read_labelled(path, fmt="sst").texts),
                                encoding="utf-8")
     began = time.perf_counter()
-    result = train_lm(texts["train"], out / "run", valid=texts["dev"], model=LM_MODEL, text=LM_TEXT,
+    result = lm.fit(texts["train"], out / "run", valid=texts["dev"], model=LM_MODEL, data=LM_TEXT,
                       train=TrainConfig(optimizer="adamw", lr=3e-3, clip_grad_norm=0.25, max_time=seconds,
                                         eval_every=400, progress=False))
     return {"dir": str(out / "run"), "model": LM_MODEL, "train_seconds": round(time.perf_counter() - began, 1),

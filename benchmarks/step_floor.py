@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from common import run
+from common import print_machine, run
 
 import rnnkit.nn as rnn
 
@@ -88,6 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.size < 1 or args.repeats < 1:
         parser.error(f"--size and --repeats must be at least 1, got {args.size} and {args.repeats}")
+    print_machine()
     from torch.utils.cpp_extension import load_inline
     ext = load_inline("rnnkit_step_floor", cpp_sources=SOURCE, functions=["read_shares"],
                       extra_cflags=["-O3", "-fopenmp", "-march=native"], extra_ldflags=["-fopenmp"])

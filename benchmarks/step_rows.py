@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import run, write_result
+from common import print_machine, run, write_result
 
 import rnnkit.nn as rnn
 import rnnkit.nn.layers as layers
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
+    print_machine()
     threshold, rows = layers.FUSED_STEP_ROWS, []
     try:
         for cell in ("lstm", "gru", "rnn"):

@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import data_dir, run, steps_in, write_result
+from common import data_dir, print_machine, run, steps_in, write_result
 
-from rnnkit.tasks.lm import LMConfig
-from rnnkit.tasks.lm_files import LMData, evaluate_lm, train_lm
+from rnnkit.tasks.lm import LMConfig, LMData, evaluate, fit
 from rnnkit.train import TrainConfig
 
 VOCAB = 65                                        # distinct characters of input.txt
@@ -46,6 +45,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     source = data_dir("tinyshakespeare", args.data_dir) / "input.txt"
+    print_machine()
     recipe = RECIPES[args.budget]
     text: LMData = recipe["text"]
     steps = steps_in(args.budget, LMConfig(vocab_size=VOCAB, **recipe["model"]), text.batch_size, text.bptt)
@@ -55,13 +55,13 @@ def main() -> None:
                         seed=args.seed, log_every=100)
     out = Path(args.out or f"runs/tinyshakespeare-{args.budget}")
     started = time.perf_counter()
-    result = train_lm(source, out, model=recipe["model"], text=text, train=train)   # last 10% held out
+    result = fit(source, out, model=recipe["model"], data=text, train=train)   # last 10% held out
     seconds = time.perf_counter() - started
     corpus = source.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         valid = Path(tmp) / "valid.txt"
         valid.write_text(corpus[int(len(corpus) * 0.9):], encoding="utf-8")
-        metrics = evaluate_lm(out, valid)
+        metrics = evaluate(out, valid)
     write_result(args.json, {
         "benchmark": f"tinyshakespeare-{args.budget}s", "model": recipe["model"], "bptt": text.bptt,
         "batch_size": text.batch_size, "lr": recipe["lr"], "planned_steps": steps, "steps": result.steps,

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.tasks.classify import BucketBatches, ClassifierConfig, SequenceClassifier, balanced_weights, pad
-from rnnkit.tasks.classify_files import ClassifyData, evaluate, explain, fit, predict
-from rnnkit.tasks.lm_files import LMData, train_lm
+from rnnkit.data import BucketBatches, pad
+from rnnkit.tasks import lm
+from rnnkit.tasks.classify import ClassifierConfig, ClassifyData, SequenceClassifier, balanced_weights
+from rnnkit.tasks.classify import evaluate, explain, fit, predict
+from rnnkit.tasks.lm import LMData
 from rnnkit.train import TrainConfig, find_checkpoint
 
 FILLER = "the movie was a plot and really film actors it so very".split()
@@ -192,8 +194,8 @@ def test_attention_pooling_explains_with_its_weights(order_files, tmp_path):
 def lm_run(folder, texts):
     corpus = folder / "corpus.txt"
     corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    train_lm(corpus, folder / "lm", model=dict(embedding_size=16, hidden_size=24, num_layers=2),
-             text=LMData(tokens="word", batch_size=4, bptt=8), train=train_config(max_steps=4))
+    lm.fit(corpus, folder / "lm", model=dict(embedding_size=16, hidden_size=24, num_layers=2),
+             data=LMData(tokens="word", batch_size=4, bptt=8), train=train_config(max_steps=4))
     return folder / "lm"
 
 

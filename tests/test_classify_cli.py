@@ -74,7 +74,7 @@ def test_predict_texts_file_and_explain(run, tmp_path, capsys):
 
 def test_ensemble_evaluate_and_predict(run, files, tmp_path, capsys):
     """Several --checkpoint: the mean of the classifiers' probabilities."""
-    from rnnkit.tasks.classify_files import Ensemble, load
+    from rnnkit.tasks.classify import Ensemble, load
 
     _, data, valid = files
     second = tmp_path / "second"

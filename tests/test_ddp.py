@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import rnnkit.nn as rk
+from rnnkit.data import Batch, Window
 from rnnkit.train import TrainConfig, Trainer, find_checkpoint
 from rnnkit.train.distributed import shard
 
@@ -158,3 +159,19 @@ def test_shard_splits_every_tensor_along_dim_0():
     assert part["pair"][1].item() == 3.0 and part["name"] == "a"
     with pytest.raises(ValueError, match="cannot be split"):
         shard(torch.zeros(1, 3), 0, 2)
+
+
+def test_shard_splits_every_field_of_a_batch_along_dim_0():
+    batch = Batch(torch.arange(12).view(4, 3), torch.tensor([3, 3, 2, 1]), torch.tensor([0, 1, 1, 0]))
+    part = shard(batch, 1, 2)
+    assert isinstance(part, Batch) and part.inputs.tolist() == [[6, 7, 8], [9, 10, 11]]
+    assert part.lengths.tolist() == [2, 1] and part.labels.tolist() == [1, 0]
+
+
+def test_shard_splits_a_time_major_window_along_its_batch_dim():
+    x = torch.arange(12).view(3, 4)                                    # (L, B): 3 steps of 4 streams
+    part = shard(Window(x, x + 100, start=6), 1, 2)
+    assert isinstance(part, Window) and part.start == 6
+    assert part.x.tolist() == x[:, 2:].tolist() and part.y.tolist() == (x[:, 2:] + 100).tolist()    # (3, 2)
+    with pytest.raises(ValueError, match="a batch of 1 items cannot be split over 2"):
+        shard(Window(torch.zeros(5, 1), torch.zeros(5, 1), 0), 0, 2)

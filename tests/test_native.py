@@ -6,8 +6,18 @@ import torch
 from rnnkit.nn import cells, native
 from rnnkit.nn.scan import ScanSpec, _Scan
 
-EXT = native.load()
-pytestmark = pytest.mark.skipif(EXT is None, reason="no C++ toolchain: the fused cells are not built here")
+
+
+@pytest.fixture(scope="module")
+def ext():
+    """The built extension (compiled on first use, not when the tests are collected)."""
+    built = native.load()
+    if built is None:
+        pytest.skip("no C++ toolchain: the fused cells are not built here")
+    return built
+
+
+pytestmark = pytest.mark.usefixtures("ext")
 
 
 @pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
@@ -50,6 +60,12 @@ def test_disabled_by_environment(monkeypatch):
 def test_scan_uses_fused_cells_when_built():
     assert cells.fastest(cells.LSTM, torch.float32).forward is not cells.LSTM.forward
     assert cells.fastest(cells.LSTM, torch.bfloat16) is cells.LSTM
+
+
+def test_tensors_on_another_device_take_the_pytorch_cells():
+    # The C++ cells read CPU memory; on a GPU the same equations run as PyTorch operations.
+    assert cells.fastest(cells.LSTM, torch.float32, "cuda") is cells.LSTM
+    assert cells.fastest(cells.GRU, torch.float64, "cuda") is cells.GRU
 
 
 @pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru"])
@@ -114,15 +130,15 @@ def test_fused_streaming_step_equals_forward(mode, bias, batch):
 
 
 @pytest.mark.parametrize("mode", ["rnn_relu", "lstm", "gru"])
-def test_bfloat16_layers_stream_through_the_fused_step(mode, monkeypatch):
+def test_bfloat16_layers_stream_through_the_fused_step(mode, monkeypatch, ext):
     """A bfloat16 layer's step() runs the C++ pass too, summing and applying the gates in float32:
     its results match the bfloat16 forward() (PyTorch ops) and the float32 layer to bfloat16
     precision. H=70 leaves a tail of K past the 32-element blocks of the AVX512-BF16 kernel."""
     from rnnkit.nn import GRU, LSTM, RNN
 
     calls = []
-    original = EXT.step_stack
-    monkeypatch.setattr(EXT, "step_stack", lambda *args: calls.append(args[1].dtype) or original(*args))
+    original = ext.step_stack
+    monkeypatch.setattr(ext, "step_stack", lambda *args: calls.append(args[1].dtype) or original(*args))
     torch.manual_seed(3)
     layer = {"lstm": LSTM, "gru": GRU}.get(mode, RNN)
     kwargs = {"nonlinearity": "relu"} if mode == "rnn_relu" else {}
@@ -187,10 +203,10 @@ def test_streaming_step_checks_its_state_on_both_paths(batch):
             gru.step(torch.randn(batch, 4))
 
 
-def test_recurrent_weight_is_packed_where_pytorch_has_mkl():
+def test_recurrent_weight_is_packed_where_pytorch_has_mkl(ext):
     # PyTorch's x86 wheels carry MKL; the loop finds its packed GEMM at run time (else at::mm).
     if torch.backends.mkl.is_available():
-        assert EXT.packed_gemm_available()
+        assert ext.packed_gemm_available()
 
 
 def test_a_build_the_compiler_refuses_with_the_cpu_flags_is_retried_portably(monkeypatch):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.data import EOS, UNK, StreamBatches, Vocabulary, read_chunks, tokenize_file
+from rnnkit.data import EOS, UNK, StreamBatches, Vocabulary, Window, read_chunks, tokenize_file
 
 TEXT = "the cat sat\non the mat — ça va\nthe end\n" * 40          # multi-byte characters included
 
@@ -105,3 +105,68 @@ def test_random_window_lengths_are_the_same_for_the_same_epoch():
 def test_text_shorter_than_one_window_is_refused():
     with pytest.raises(ValueError, match="too few for 8 streams"):
         StreamBatches(np.arange(10, dtype=np.int32), batch_size=8, bptt=5)
+
+
+# --- line ends, encodings, unknown characters, windows -------------------------------------------
+
+def test_crlf_and_lone_cr_become_newlines_even_across_chunks(tmp_path):
+    path = write(tmp_path, "a\r\nbc\r\nd\re\r\n")
+    for size in (1, 2, 3, 4, 100):                      # size 2: "a\r" | "\nb" ..., a "\r\n" split in two
+        assert "".join(read_chunks(path, chunk_chars=size)) == "a\nbc\nd\ne\n"
+    vocab = Vocabulary.build(read_chunks(path, chunk_chars=3), "char")
+    assert "\r" not in vocab.index and vocab.decode(tokenize_file(path, vocab, tmp_path / "t.bin", chunk_chars=3)) \
+        == "a\nbc\nd\ne\n"
+
+
+def test_the_byte_offset_of_invalid_utf8_counts_the_bytes_of_crlf(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"ab\r\ncd\r\n\xff tail")
+    with pytest.raises(ValueError, match=r"byte 0xff at offset 8; pass --encoding"):
+        list(read_chunks(path, chunk_chars=3))
+
+
+def test_an_unknown_encoding_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match="unknown text encoding 'bogus'"):
+        list(read_chunks(write(tmp_path, "text"), "bogus"))
+
+
+def test_tokenize_file_reads_unseen_characters_as_unk_and_warns_once(tmp_path):
+    vocab = Vocabulary.build(["abc\n"], "char", specials=(UNK,))
+    path = write(tmp_path, "ab€c中\n€a")
+    message = r"3 characters not in the vocabulary \('€', '中'\) were read as <unk>"
+    with pytest.warns(UserWarning, match=message) as record:
+        tokens = tokenize_file(path, vocab, tmp_path / "tokens.bin", chunk_chars=2)
+    assert len(record) == 1 and vocab.decode(tokens) == "ab<unk>c<unk>\n<unk>a"
+    many = write(tmp_path, "".join(chr(0x400 + i) for i in range(12)) + "a", "many.txt")
+    with pytest.warns(UserWarning, match=r"12 characters .*, \.\.\.\) were read as <unk>") as record:
+        tokenize_file(many, vocab, tmp_path / "many.bin")
+    assert str(record[0].message).count("'") == 2 * 10                     # 10 named
+
+
+def test_tokenize_file_without_unk_refuses_and_writes_nothing(tmp_path):
+    vocab = Vocabulary.build(["abc\n"], "char")
+    with pytest.raises(ValueError, match=r"'€'; .*remove those characters from the text"):
+        tokenize_file(write(tmp_path, "ab€c\n"), vocab, tmp_path / "tokens.bin")
+    assert list(tmp_path.iterdir()) == [tmp_path / "corpus.txt"]
+
+
+def test_stream_batches_count_their_windows_and_serve_window_dataclasses():
+    batches = StreamBatches(np.arange(103, dtype=np.int32), batch_size=4, bptt=6)
+    windows = list(batches())                                                # epoch 0 by default
+    assert len(batches) == len(windows) == 4
+    first = windows[0]
+    assert isinstance(first, Window) and first.x.shape == first.y.shape == (6, 4) and first.start == 0
+    x, y, start = windows[1]                                                 # unpacks as before
+    assert torch.equal(x, windows[1].x) and start == 6
+
+
+def test_a_character_language_model_reads_characters_it_never_saw_as_unk(tmp_path):
+    from rnnkit.tasks.lm import LMData, evaluate, fit
+    from rnnkit.train import TrainConfig
+
+    corpus, other = write(tmp_path, "the cat sat\n" * 20), write(tmp_path, "the €at sat\n" * 4, "other.txt")
+    fit(corpus, tmp_path / "lm", model=dict(embedding_size=4, hidden_size=4, num_layers=1),
+             data=LMData(batch_size=2, bptt=8), train=TrainConfig(max_steps=1, progress=False, tensorboard=False))
+    with pytest.warns(UserWarning, match=r"4 characters not in the vocabulary \('€'\) were read as <unk>"):
+        result = evaluate(tmp_path / "lm", other)
+    assert result["tokens"] == 40 and np.isfinite(result["bits_per_char"])         # 8 streams of 5 targets

@@ -1,28 +1,19 @@
-"""rnnkit: recurrent neural networks written from their equations, with hand-written BPTT."""
+"""rnnkit: recurrent neural networks written from their equations, with hand-written BPTT.
 
-from . import nn
+``rnnkit.nn`` holds the layers (drop-in for ``torch.nn.RNN/LSTM/GRU``), ``rnnkit.tasks`` the
+applications, ``rnnkit.train`` the engine; ``rnnkit.load(DIR)`` rebuilds any trained model from its
+checkpoint. Imported on first use, so ``import rnnkit`` (and ``rnnkit --help``) does not import torch.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
-
-
-
-def load(path):
-    """Rebuild a trained model from a checkpoint (a run's ``--out`` directory or one checkpoint).
-
-    For a language model it returns a ``TrainedLanguageModel`` with ``generate(prompt, length, ...)``;
-    for a classifier a ``TrainedClassifier`` with ``predict(texts)`` and ``explain(text)``.
-    """
-    from .tasks.lm import load as load_lm
-    from .train import CheckpointError, find_checkpoint
-
-    task = find_checkpoint(path).config.get("task", {}).get("task")
-    if task == "lm":
-        return load_lm(path)
-    if task == "classify":
-        from .tasks.classify_files import load as load_classifier
-
-        return load_classifier(path)
-    raise CheckpointError(f"{path}: no loader for a checkpoint of task {task!r}")
-
-
 __all__ = ["nn", "load", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "nn":
+        return importlib.import_module(".nn", __name__)
+    if name == "load":
+        return importlib.import_module(".tasks", __name__).load
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ from .heads import ManyToMany, ManyToOne, SequenceOutput
 from .layers import GRU, LSTM, RNN, RNNBase, make_layer
 from .regularizers import drop_connect, locked_dropout, zoneout_weight
 from .scan import scan
+from .state import detach_state, hidden
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNBase", "make_layer", "ManyToMany", "ManyToOne", "SequenceOutput", "RNNCell", "LSTMCell", "GRUCell", "scan",
-           "drop_connect", "locked_dropout", "zoneout_weight", "AdaptiveSoftmax"]
+           "drop_connect", "locked_dropout", "zoneout_weight", "AdaptiveSoftmax", "detach_state", "hidden"]

@@ -108,7 +108,9 @@ class AdaptiveSoftmax(nn.Module):
 
     forward = log_prob
 
-    def loss(self, h: Tensor, target: Tensor) -> Tensor:
+    def loss(self, h: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+        """Negative log-likelihood of ``target`` (N,) given ``h`` (N, D): the mean, or with
+        ``reduction="sum"`` the sum; only the clusters the targets are in are computed."""
         head_size = self.cutoffs[0]
         cluster = torch.bucketize(target, torch.tensor(self.cutoffs, device=target.device), right=True)  # (N,)
         in_head = cluster == 0
@@ -121,7 +123,7 @@ class AdaptiveSoftmax(nn.Module):
                 within = (target[rows] - first).unsqueeze(1)                   # (n, 1)
                 rows = F.pad(rows, (0, -n % ROW_MULTIPLE), value=int(rows[0]))  # (n rounded up,)
                 total = total - self._cluster(h[rows], first, end)[:n].gather(1, within).sum()
-        return total / target.numel()
+        return total if reduction == "sum" else total / target.numel()
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.vocab_size}, cutoffs={self.cutoffs}"

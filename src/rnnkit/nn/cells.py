@@ -198,9 +198,11 @@ def _native_kinds(ext) -> dict:
 _NATIVE: dict = {}
 
 
-def fastest(kind: CellKind, dtype: torch.dtype) -> CellKind:
-    """The fused C++ version of ``kind`` when it is available for ``dtype``, else ``kind`` itself."""
-    if dtype not in (torch.float32, torch.float64):
+def fastest(kind: CellKind, dtype: torch.dtype, device: str = "cpu") -> CellKind:
+    """The fused C++ version of ``kind`` when it is available for ``dtype`` on ``device`` (a device
+    type: the C++ cells run on the CPU), else ``kind`` itself: PyTorch operations, which run on any
+    device (a GPU's among them)."""
+    if dtype not in (torch.float32, torch.float64) or device != "cpu":
         return kind
     if "kinds" not in _NATIVE:
         from . import native

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .layers import RNNBase, State, make_layer
 from .sequences import Lengths
+from .state import hidden
 
 
 class SequenceOutput(NamedTuple):
@@ -63,7 +64,7 @@ class ManyToOne(_SequenceModel):
 
     def forward(self, x: Tensor, lengths: Lengths = None, state: Optional[State] = None) -> Tensor:
         _, final = self.rnn(x, state, lengths=lengths)
-        h_n = final[0] if isinstance(final, tuple) else final                 # (L*D, B, Hr)
+        h_n = hidden(final)                                                   # (L*D, B, Hr)
         top = h_n[-self.rnn.num_directions:]                                   # (D, B, Hr)
         last = torch.cat(list(top), dim=-1)                                    # (B, D*Hr)
         return self.fc(last)

@@ -313,11 +313,12 @@ class RNNBase(nn.Module):
         check_dtype(x, self._parameters["weight_ih_l0"], autocast_dtype(x.device.type))
         unbatched = x.dim() == 1
         x = x.unsqueeze(0) if unbatched else x                                   # (B, I)
-        if x.dtype in FUSED_STEP_DTYPES and x.shape[0] <= FUSED_STEP_ROWS and native.load() is not None \
+        if x.dtype in FUSED_STEP_DTYPES and x.shape[0] <= FUSED_STEP_ROWS and x.device.type == "cpu" \
+                and native.load() is not None \
                 and x.dtype == self._parameters["weight_ih_l0"].dtype \
                 and not (self.layer_norm or self.proj_size or self.zoneout):
             return self._fused_step(x, state, unbatched)
-        kind = cells.fastest(self.kind, x.dtype)
+        kind = cells.fastest(self.kind, x.dtype, x.device.type)
         layout = Layout(x.unsqueeze(0), None, None, None, packed=False, unbatched=unbatched,
                         batch_first=False)
         h0, c0 = self._initial_state(state, layout)                              # (L, B, .)

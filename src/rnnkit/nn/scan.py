@@ -105,7 +105,7 @@ def scan(
     T, B, _ = x.shape
     if batch_sizes is None:
         batch_sizes = (B,) * T
-    kind = fastest(kind, x.dtype)
+    kind = fastest(kind, x.dtype, x.device.type)
     x = x.contiguous()
     tensors = (x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

@@ -1,8 +1,11 @@
-"""The training engine shared by every task: checkpoints and the training loop."""
+"""The training engine shared by every task: the ``Task`` base class, the loop, checkpoints and run
+directories. Names are imported on first use (``TrainConfig`` needs no torch)."""
 
-from .checkpoint import Checkpoint, CheckpointError, find_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig
-from .loop import Task, Trainer, TrainResult
+from .._lazy import exports
 
-__all__ = ["Checkpoint", "CheckpointError", "find_checkpoint", "save_checkpoint", "rng_state", "set_rng_state",
-           "Task", "TrainConfig", "Trainer", "TrainResult"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "Checkpoint": ".checkpoint", "CheckpointError": ".checkpoint", "find_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint", "rng_state": ".checkpoint", "set_rng_state": ".checkpoint",
+    "TrainConfig": ".config", "Task": ".task", "validate": ".task", "validation_totals": ".task",
+    "Trainer": ".loop", "TrainResult": ".loop", "run_directory": ".rundir", "holds_run": ".rundir",
+})

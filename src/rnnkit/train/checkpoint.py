@@ -35,14 +35,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from ..files import fsync_dir, write_text_atomic
+from ..files import dir_mode, file_mode, fsync_dir, write_text_atomic
 
 LATEST = "LATEST"
 BEST = "BEST"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAINER = "trainer.pt"
-FORMAT = 1
+#: The config.json layout this release writes. 2: task configs record their data settings, and
+#: vocabularies their special tokens. Format 1 (before the task registry) is still read.
+FORMAT = 2
+READS = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -103,11 +106,13 @@ def save_checkpoint(out_dir: os.PathLike, model: torch.nn.Module, config: dict, 
     text = json.dumps(config, indent=2, sort_keys=True)          # fails before anything is written
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tmp-checkpoint-"))
     try:
+        os.chmod(tmp, dir_mode())                             # mkdtemp's 0700 -> what the umask gives
         save_model(model, str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(text + "\n", encoding="utf-8")
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER)
         for file in tmp.iterdir():
+            os.chmod(file, file_mode())                       # safetensors writes 0600: the umask's mode
             _fsync(file)
         final = _free_name(out, f"checkpoint-{int(step):08d}")
         os.rename(tmp, final)
@@ -155,25 +160,32 @@ def find_checkpoint(path: os.PathLike) -> Checkpoint:
         config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path / CONFIG} is not valid JSON ({_first_line(error)})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path / CONFIG} is not an rnnkit checkpoint config (format {FORMAT})")
+    if not isinstance(config, dict) or not isinstance(config.get("format"), int):
+        raise CheckpointError(f"{path / CONFIG} is not an rnnkit checkpoint config (it has no format number)")
+    if config["format"] not in READS:
+        raise CheckpointError(f"{path} has checkpoint format {config['format']}, which this rnnkit does not read "
+                              f"(it reads formats {READS[0]}-{READS[-1]}): a newer rnnkit wrote it; upgrade rnnkit")
     return Checkpoint(path, config)
 
 
-def load_task_model(path: os.PathLike, task: str, what: str, build) -> tuple:
+def load_task_model(path: os.PathLike, task: str, build, device="cpu") -> tuple:
     """Rebuild the model of a ``task`` checkpoint at ``path`` (as ``find_checkpoint`` reads it):
-    ``build(task_config)`` makes it and the weights are loaded. Returns ``(model, task_config, checkpoint)``.
+    ``build(task_config)`` makes it, the weights are loaded and it goes to ``device``.
+    Returns ``(model, task_config, checkpoint)``.
 
     Raises:
-        CheckpointError: no checkpoint there, or one of another task (``what`` names the expected kind).
+        CheckpointError: no checkpoint there, or one of another task (naming both).
     """
+    from .devices import resolve_device
+
+    device = resolve_device(str(device))
     checkpoint = find_checkpoint(path)
     config = checkpoint.config.get("task", {})
     if config.get("task") != task:
-        raise CheckpointError(f"{checkpoint.path} is not {what} checkpoint")
+        raise CheckpointError(f"{checkpoint.path} is a {config.get('task')!r} checkpoint, not a {task!r} one")
     model = build(config)
     checkpoint.load_weights(model)
-    return model, config, checkpoint
+    return model.to(device), config, checkpoint
 
 
 # --- random number generators -------------------------------------------------------------------

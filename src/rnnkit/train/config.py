@@ -1,66 +1,84 @@
-"""``TrainConfig``: how the engine trains, checked field by field (unknown or bad values are refused)."""
+"""``TrainConfig``: how the engine trains, one checked field per setting (each also a flag of
+``rnnkit train TASK``; see ``rnnkit.options``). Standard library only: ``--help`` never imports torch."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional
+
+from ..options import Shown, check, option
+
+
+LIMITS = ("max_steps", "max_epochs", "max_time")
+
+
+def _clip(text: str) -> Optional[float]:
+    value = float(text)
+    return None if value == 0 else value            # --clip 0: no clipping
+
+
+def _minutes(text: str) -> Optional[float]:
+    value = float(text)
+    return None if value == 0 else value            # --checkpoint-every 0: only at evaluations
 
 
 @dataclass
 class TrainConfig:
-    """How to train. Invalid values raise ``ValueError`` naming the field.
+    """How to train. Every field checks its value (``ValueError`` naming it); at least one of
+    ``max_steps``, ``max_epochs`` and ``max_time`` must be set.
 
-    Args:
-        optimizer: "adamw" or "sgd". lr, weight_decay, momentum (sgd only): its settings.
-        schedule: "constant", "cosine" (decays to 0 over ``schedule_steps``, default ``max_steps``),
-            "plateau" (lr divided by ``plateau_factor`` after each evaluation without improvement) or
-            "epoch_decay" (Zaremba et al.: lr divided by ``decay_factor`` at the start of every epoch
-            after the first ``decay_after_epochs``).
-        warmup_steps: linear warm-up from 0 (all schedules).
-        clip_grad_norm: clip the global gradient norm to this value (None: no clipping).
-        bf16: run ``training_step`` under ``torch.autocast("cpu", dtype=torch.bfloat16)``.
-        max_steps, max_epochs, max_time (seconds, wall clock, summed over resumes): stop criteria;
-            at least one is required.
-        eval_every: validate, log and checkpoint every this many steps.
-        early_stopping_patience: stop after this many evaluations without improvement (None: off).
-        monitor: the validation metric watched for the best checkpoint (``OUT/BEST``), early stopping
-            and the plateau schedule. monitor_mode: "min" (lower is better, as a loss) or "max" (accuracy).
-        seed: seeds Python, NumPy and torch at the start of a fresh run.
-        log_every: steps between plain progress lines (without a tqdm bar) and TensorBoard
-            training-loss points.
-        progress: show progress at all.
-        tensorboard: also write TensorBoard scalars to ``out_dir/tensorboard`` if the ``tensorboard``
-            package is installed (silently nothing otherwise; ``log.csv`` is the primary log).
+    Schedules: "constant"; "cosine" decays to 0 over ``schedule_steps`` (default ``max_steps``);
+    "plateau" divides the lr by ``plateau_factor`` after each evaluation without improvement;
+    "epoch_decay" (Zaremba et al.) divides it by ``decay_factor`` at the start of every epoch after
+    the first ``decay_after_epochs``. ``warmup_steps`` ramps it up linearly from 0 under any schedule.
+    ``monitor`` is the validation metric behind ``OUT/BEST``, early stopping and the plateau
+    schedule (``monitor_mode`` "min" for a loss, "max" for an accuracy).
     """
 
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    schedule_steps: Optional[int] = None
-    plateau_factor: float = 2.0
-    decay_after_epochs: int = 4
-    decay_factor: float = 2.0
-    clip_grad_norm: Optional[float] = None
-    bf16: bool = False
-    max_steps: Optional[int] = None
-    max_epochs: Optional[int] = None
-    max_time: Optional[float] = None
-    eval_every: int = 100
-    early_stopping_patience: Optional[int] = None
-    monitor: str = "loss"
-    monitor_mode: str = "min"
-    seed: int = 0
-    log_every: int = 10
-    progress: bool = True
-    tensorboard: bool = True
+    optimizer: str = option("adamw", help="optimizer", choices=("adamw", "sgd"))
+    lr: float = option(1e-3, help="learning rate", above=0)
+    weight_decay: float = option(0.0, help="decoupled weight decay (AdamW) or L2 penalty (SGD)", min=0)
+    momentum: float = option(0.0, help="SGD momentum", min=0)
+    schedule: str = option("constant", choices=("constant", "cosine", "plateau", "epoch_decay"),
+                           help="learning-rate schedule: cosine decays to 0 over --schedule-steps or --max-steps; "
+                                "plateau divides it by --plateau-factor after an evaluation without improvement; "
+                                "epoch_decay divides it by --decay-factor every epoch after --decay-after-epochs")
+    warmup_steps: int = option(0, help="steps of linear warm-up from 0", min=0)
+    schedule_steps: Optional[int] = option(None, help="length of the cosine schedule", min=1,
+                                           default_text="--max-steps")
+    plateau_factor: float = option(2.0, help="lr divisor of the plateau schedule", min=1)
+    decay_after_epochs: int = option(4, help="epochs at full lr before epoch_decay starts", min=0)
+    decay_factor: float = option(2.0, help="lr divisor per epoch of epoch_decay", min=1)
+    clip_grad_norm: Optional[float] = option(None, flag="--clip", above=0, parse=_clip, metavar="NORM",
+                                             help="clip the global gradient norm to NORM; 0 turns clipping off",
+                                             default_text="off")
+    bf16: bool = option(False, help="train under bfloat16 autocast: fast only on CPUs with AMX or AVX-512 BF16 "
+                                    "(elsewhere several times slower than float32)")
+    device: str = option("cpu", help="where to train: cpu, or cuda / cuda:N where PyTorch sees a GPU")
+    max_steps: Optional[int] = option(None, help="stop after this many steps", min=1)
+    max_epochs: Optional[int] = option(None, help="stop after this many passes over the data", min=1)
+    max_time: Optional[float] = option(None, help="stop after this many seconds of wall time, the final "
+                                                   "evaluation included (summed over resumes)", above=0,
+                                       metavar="SECONDS")
+    eval_every: int = option(100, help="steps between evaluations (each one logs and writes a checkpoint)", min=1)
+    checkpoint_every: Optional[float] = option(10.0, above=0, parse=_minutes, metavar="MINUTES",
+                                               help="also write a checkpoint (no evaluation) after this many "
+                                                    "minutes without one; 0 turns this off")
+    early_stopping_patience: Optional[int] = option(None, help="stop after this many evaluations without "
+                                                               "improvement", min=1, default_text="off")
+    monitor: str = option("loss", help="validation metric that picks the best checkpoint (OUT/BEST)")
+    monitor_mode: str = option("min", help="whether --monitor is better low (a loss) or high (an accuracy)",
+                               choices=("min", "max"))
+    seed: int = option(0, help="seeds Python, NumPy and torch at the start of a fresh run", min=0)
+    log_every: int = option(10, help="steps between progress lines (without a progress bar) and TensorBoard "
+                                     "training-loss points", min=1)
+    progress: bool = option(True, help="show no progress and no evaluation lines")
+    tensorboard: bool = option(True, help="write no TensorBoard events (written to OUT/tensorboard when the "
+                                          "tensorboard package is installed)")
 
     def __post_init__(self):
-        for name, value in asdict(self).items():
-            _check(name, value)
+        check(self)
         if self.max_steps is None and self.max_epochs is None and self.max_time is None:
             raise ValueError("max_steps, max_epochs or max_time must be set (training would never stop)")
         if self.schedule == "cosine" and (self.schedule_steps or self.max_steps) is None:
@@ -78,39 +96,29 @@ class TrainConfig:
         return self.lr * factor * scale
 
 
-# name: allowed values, or (type, minimum, minimum excluded, None allowed)
-_RULES = {
-    "optimizer": ("adamw", "sgd"), "schedule": ("constant", "cosine", "plateau", "epoch_decay"),
-    "monitor_mode": ("min", "max"),
-    "lr": (float, 0, True, False), "weight_decay": (float, 0, False, False), "momentum": (float, 0, False, False),
-    "plateau_factor": (float, 1, False, False),
-    "decay_factor": (float, 1, False, False), "decay_after_epochs": (int, 0, False, False), "clip_grad_norm": (float, 0, True, True),
-    "max_time": (float, 0, True, True), "warmup_steps": (int, 0, False, False), "seed": (int, 0, False, False),
-    "eval_every": (int, 1, False, False), "log_every": (int, 1, False, False), "max_steps": (int, 1, False, True),
-    "max_epochs": (int, 1, False, True), "schedule_steps": (int, 1, False, True),
-    "early_stopping_patience": (int, 1, False, True), "bf16": (bool,), "progress": (bool,), "tensorboard": (bool,),
-    "monitor": (str,),
-}
+def command_line_defaults(epochs: int, **task_defaults) -> dict:
+    """The defaults ``rnnkit train TASK --help`` shows: the task's own (``lr=3e-3``, ...) and the
+    rules of ``command_line_config``."""
+    return dict(clip_grad_norm=1.0, **task_defaults, max_epochs=Shown(f"{epochs} when no other limit is given"),
+                schedule=Shown("cosine with --max-steps, else constant"),
+                warmup_steps=Shown("--max-steps / 10, at most 100"))
 
 
-def _check(name: str, value) -> None:
-    """Raise ValueError naming ``name`` if ``value`` breaks its rule in ``_RULES``."""
-    rule = _RULES[name]
-    if isinstance(rule[0], str):
-        if value not in rule:
-            raise ValueError(f"{name} must be one of {rule}, got {value!r}")
-        return
-    kind = rule[0]
-    if kind in (bool, str):
-        if not isinstance(value, kind) or value == "":
-            raise ValueError(f"{name} must be a non-empty {kind.__name__}, got {value!r}")
-        return
-    _, minimum, strict, optional = rule
-    if value is None and optional:
-        return
-    types = (int, float) if kind is float else (int,)
-    ok = isinstance(value, types) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < minimum or (strict and value == minimum):
-        bound = f"{'>' if strict else '>='} {minimum}"
-        raise ValueError(f"{name} must be a finite {kind.__name__} {bound}{' or None' if optional else ''}, "
-                         f"got {value!r}")
+def command_line_config(given: dict, *, epochs: int, base: Optional[dict] = None, **task_defaults) -> TrainConfig:
+    """The ``TrainConfig`` of ``rnnkit train TASK``: the flags ``given``, over ``base`` (a resumed
+    run's saved settings) or else the task's defaults and these rules: ``epochs`` epochs when no
+    limit is given, the cosine schedule when ``max_steps`` is, warm-up for a tenth of the steps (at
+    most 100), gradient clipping at 1. A resumed run given a limit (``--max-steps 5000``) stops at
+    the limits given, not at the saved ones."""
+    if base is not None:
+        known = {key: value for key, value in base.items() if key in TrainConfig.__dataclass_fields__}
+        if any(limit in given for limit in LIMITS):
+            known.update(dict.fromkeys(LIMITS))
+        return TrainConfig(**dict(known, **given))
+    values = dict(clip_grad_norm=1.0, **task_defaults)
+    values.update(given)
+    if all(values.get(limit) is None for limit in LIMITS):
+        values["max_epochs"] = epochs
+    values.setdefault("schedule", "cosine" if values.get("max_steps") else "constant")
+    values.setdefault("warmup_steps", min(100, (values.get("max_steps") or 1000) // 10))
+    return TrainConfig(**values)

@@ -13,6 +13,8 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from ..data.batching import map_tensors
+
 _ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -47,21 +49,16 @@ def init_from_env(backend: Optional[str] = None) -> bool:
 
 
 def shard(batch, rank: int, world: int):
-    """This process's slice of a global batch: contiguous chunk ``rank`` of ``world`` along dim 0.
-
-    Applied to every tensor (with at least one dimension) inside tuples, lists and dicts, recursively;
-    anything else is returned unchanged. Equal chunks need a batch size divisible by ``world``.
+    """This process's slice of a global batch: contiguous chunk ``rank`` of ``world`` of every tensor
+    (with at least one dimension) in it, along its batch dimension (``rnnkit.data.map_tensors``: 0,
+    or a dataclass field's ``batch_dim``, 1 for time-major (T, B) tensors); anything else unchanged.
+    Equal chunks need a batch size divisible by ``world``.
     """
-    if isinstance(batch, torch.Tensor):
-        if batch.dim() == 0:
-            return batch
-        if batch.shape[0] < world:
-            raise ValueError(f"a batch of {batch.shape[0]} items cannot be split over {world} processes")
-        return batch.tensor_split(world)[rank]
-    if isinstance(batch, dict):
-        return type(batch)((key, shard(value, rank, world)) for key, value in batch.items())
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):       # named tuple
-        return type(batch)(*(shard(value, rank, world) for value in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(shard(value, rank, world) for value in batch)
-    return batch
+    def split(tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        if tensor.dim() == 0:
+            return tensor
+        if tensor.shape[dim] < world:
+            raise ValueError(f"a batch of {tensor.shape[dim]} items cannot be split over {world} processes")
+        return tensor.tensor_split(world, dim=dim)[rank]
+
+    return map_tensors(batch, split)

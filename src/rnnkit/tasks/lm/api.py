@@ -1,117 +1,129 @@
-"""Language models from text files: train, evaluate. The command line (``rnnkit train lm``,
-``rnnkit evaluate``) calls these; they are the Python API for the same jobs.
+"""Language models from text files: ``fit``, ``evaluate``, ``generate``, ``load``. The command line (``rnnkit train lm``, ``evaluate``, ``predict``,
+``generate``) calls these; they are the Python API for the same jobs.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from rnnkit.data import StreamBatches, Vocabulary, read_chunks, tokenize_file
-from rnnkit.train import TrainConfig, Trainer, TrainResult, find_checkpoint
-from rnnkit.train.loop import holds_run
+from rnnkit.data import UNK, StreamBatches, Vocabulary, read_chunks, tokenize_file
+from rnnkit.train import TrainConfig, Trainer, TrainResult, find_checkpoint, run_directory, validate
+from rnnkit.train.checkpoint import load_task_model
 
-from .lm import LanguageModel, LanguageModelTask, LMConfig, load
-
-
-@dataclass
-class LMData:
-    """How text becomes batches.
-
-    ``tokens``: "char", "word" or "bpe". ``vocab_size``: the BPE vocabulary size (default 8000), or the
-    most word tokens kept (default all); not for characters. ``valid_fraction``: held out from the end
-    when there is no valid file.
-    """
-
-    tokens: str = "char"
-    vocab_size: Optional[int] = None
-    encoding: str = "utf-8"
-    batch_size: int = 32
-    bptt: int = 64
-    random_length: bool = False
-    valid_fraction: float = 0.1
+from ..spec import single_checkpoint
+from .config import LMConfig, LMData, Sampling
+from .model import LanguageModel
+from .task import LanguageModelTask, TrainedLanguageModel
 
 
-def train_lm(data: Path, out: Path, *, valid: Optional[Path] = None, model: Optional[dict] = None,
-             text: LMData = LMData(), train: TrainConfig, resume: bool = False) -> TrainResult:
-    """Train a language model on the UTF-8 text file ``data``; checkpoints and log go to ``out``.
+def fit(path, out, *, valid=None, data: LMData = LMData(), model: Optional[dict] = None, train: TrainConfig,
+        resume: bool = False) -> TrainResult:
+    """Train a language model on the text file ``path``; checkpoints and log go to ``out``.
 
     Args:
-        valid: a validation file; without it the last ``text.valid_fraction`` of ``data`` is held out.
+        valid: a validation file; without it the last ``data.valid_fraction`` of ``path`` is held out.
+        data: how the text becomes batches (tokens, vocabulary size, encoding, batch size, window).
         model: ``LMConfig`` fields other than ``vocab_size`` (defaults otherwise).
-        resume: continue the run in ``out`` (same data, vocabulary and model).
+        resume: continue the run in ``out`` (same data settings, vocabulary and model).
+    Outputs:
+        the engine's ``TrainResult``.
     """
-    out = Path(out)
-    options = dict(model or {})
-    LMConfig(vocab_size=1, **dict(options, softmax_cutoffs=None))     # bad options fail before any text is read
-    if options.get("softmax_cutoffs") and text.tokens != "word":
+    out, model = Path(out), dict(model or {})
+    LMConfig(vocab_size=1, **dict(model, softmax_cutoffs=None))      # bad options fail before any text is read
+    if model.get("softmax_cutoffs") and data.tokens != "word":
         raise ValueError("an adaptive softmax (softmax_cutoffs, --adaptive-softmax) needs word tokens, whose "
                          "vocabulary is sorted by frequency; use --tokens word or a full softmax")
-    if not resume:
-        _refuse_used(out)
-    chunks = lambda path: read_chunks(path, text.encoding)                        # noqa: E731
-    sources = [data] + ([valid] if valid is not None else [])
-    if text.vocab_size is not None and text.tokens == "char":
-        raise ValueError("vocab_size (--vocab-size) is for word and bpe tokens: a character vocabulary holds "
-                         "every character of the text")
-    if resume:
-        vocab = Vocabulary.from_dict(find_checkpoint(out).config["task"]["vocab"])
-    else:
-        vocab = Vocabulary.build((c for p in sources for c in chunks(p)) if text.tokens == "char" else chunks(data),
-                                 text.tokens, max_size=text.vocab_size)
-    config = LMConfig(vocab_size=len(vocab), **options)       # the cutoffs checked against the vocabulary
-    cache = out / "tokens"                        # made only once the text has been read and checked
-    cache.mkdir(parents=True, exist_ok=True)
-    ids = tokenize_file(data, vocab, cache / "train.bin", text.encoding)
-    if valid is not None:
-        valid_ids = tokenize_file(valid, vocab, cache / "valid.bin", text.encoding)
-    else:
-        cut = int(len(ids) * (1 - text.valid_fraction))
-        ids, valid_ids = ids[:cut], ids[cut:]
-    train_batches = StreamBatches(ids, text.batch_size, text.bptt, random_length=text.random_length,
-                                  seed=train.seed)
-    valid_batches = StreamBatches(valid_ids, min(text.batch_size, max(1, len(valid_ids) // (2 * text.bptt))),
-                                  text.bptt)
-    torch.manual_seed(train.seed)
-    lm = LanguageModel(config)
-    task = LanguageModelTask(lm, vocab)
-    return Trainer(task, train, out).fit(train_batches, lambda: valid_batches(0), resume=resume)
+    with run_directory(out, resume=resume, task="lm"):
+        if resume:
+            vocab_dict = find_checkpoint(out).config["task"]["vocab"]
+            vocab = Vocabulary.from_dict(vocab_dict)
+        else:
+            vocab = _build_vocabulary(path, valid, data)
+            vocab_dict = vocab.to_dict()
+        config = LMConfig(vocab_size=len(vocab), **model)        # the cutoffs checked against the vocabulary
+        cache = out / "tokens"
+        cache.mkdir(parents=True, exist_ok=True)
+        ids = tokenize_file(path, vocab, cache / "train.bin", data.encoding)
+        if valid is not None:
+            valid_ids = tokenize_file(valid, vocab, cache / "valid.bin", data.encoding)
+        else:
+            cut = int(len(ids) * (1 - data.valid_fraction))
+            ids, valid_ids = ids[:cut], ids[cut:]
+        train_batches = StreamBatches(ids, data.batch_size, data.bptt, random_length=data.random_length,
+                                      seed=train.seed)
+        valid_batches = StreamBatches(valid_ids, validation_streams(len(valid_ids), data), data.bptt)
+        torch.manual_seed(train.seed)
+        task = LanguageModelTask(LanguageModel(config), vocab, {"vocab": vocab_dict, "data": asdict(data)})
+        return Trainer(task, train, out).fit(train_batches, valid_batches, resume=resume)
 
 
-def evaluate_lm(checkpoint: Path, data: Path, *, encoding: str = "utf-8", bptt: int = 256,
-                batch_size: int = 8) -> dict:
+def _build_vocabulary(path, valid, data: LMData) -> Vocabulary:
+    """The vocabulary of the training text (characters: of the validation text too), with <unk>."""
+    chunks = lambda file: read_chunks(file, data.encoding)                     # noqa: E731
+    if data.tokens == "char":
+        files = [path] + ([valid] if valid is not None else [])
+        return Vocabulary.build((chunk for file in files for chunk in chunks(file)), "char",
+                                specials=(UNK,))                               # an unseen character: <unk>
+    return Vocabulary.build(chunks(path), data.tokens, max_size=data.vocab_size)
+
+
+def validation_streams(tokens: int, data: LMData) -> int:
+    """Parallel streams of the validation text: the batch size, fewer for a short text (at least
+    two windows per stream)."""
+    return min(data.batch_size, max(1, tokens // (2 * data.bptt)))
+
+
+def evaluate(checkpoints, path, *, encoding: Optional[str] = None, bptt: int = 256, batch_size: int = 8,
+             device: str = "cpu") -> dict:
     """Loss (nats per token), perplexity and, for character and BPE models, bits per character of a text file.
 
-    Returns a dict with ``loss``, ``perplexity``, ``tokens`` and (char, bpe) ``bits_per_char``: the
-    summed loss over the characters the predicted tokens stand for (``Vocabulary.count_chars``), in
-    bits, which compares subword models with character models.
+    The text is cut into ``batch_size`` streams read in windows of ``bptt`` tokens (the state carried
+    from window to window), through the same validation pass as training's, so that evaluating the
+    validation file with the training ``bptt`` and streams gives the number training logged.
+
+    Args:
+        checkpoints: a run or checkpoint directory (or a list of one).
+        encoding: of the file (default: the one the model was trained with).
+    Outputs:
+        ``{"loss", "perplexity", "tokens", "bits_per_char" (char, bpe)}``: bits per character is the
+        summed loss over the characters the predicted tokens stand for (``Vocabulary.count_chars``),
+        which compares subword models with character models.
     """
-    trained = load(checkpoint)
-    total, count, chars, state = 0.0, 0, 0, None
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-        ids = tokenize_file(data, trained.vocab, Path(tmp) / "eval.bin", encoding)    # memory-mapped
+    trained = load(single_checkpoint(checkpoints, "lm"), device=device)
+    encoding = encoding or trained.data.get("encoding", "utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = tokenize_file(path, trained.vocab, Path(tmp) / "eval.bin", encoding)      # memory-mapped
         streams = max(1, min(batch_size, len(ids) // 2))
-        for x, y, _ in StreamBatches(ids, streams, bptt)(0):
-            logits, state = trained.model(x, state)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                                     reduction="sum").item()
-            count += y.numel()
-            counted = trained.vocab.count_chars(x.numpy(), y.numpy())            # None for words
-            chars = None if counted is None else chars + counted
-    loss = total / count
-    result = {"loss": loss, "perplexity": math.exp(loss), "tokens": count}
-    if chars:
-        result["bits_per_char"] = total / chars / math.log(2)
-    return result
+        return validate(trained.task(), StreamBatches(ids, streams, bptt)(0), torch.device(device))
 
 
-def _refuse_used(out: Path) -> None:
-    # The engine refuses too, but only after the text is tokenised into ``out``: refuse first.
-    if holds_run(out):
-        raise ValueError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+def generate(checkpoint, prompts: Sequence[str], *, device: str = "cpu", **sampling) -> List[str]:
+    """The text sampled after each prompt; ``sampling``: ``Sampling`` fields (length, temperature,
+    top_k, top_p, seed). ``load(checkpoint).generate(prompt, length)`` streams one prompt's."""
+    options = Sampling(**sampling)
+    trained = load(single_checkpoint(checkpoint, "lm"), device=device)
+    return ["".join(trained.generate(prompt, options.length, temperature=options.temperature, top_k=options.top_k,
+                                     top_p=options.top_p, seed=options.seed)) for prompt in prompts]
+
+
+def predict_rows(checkpoints, prompts: Sequence[str], *, device: str = "cpu", **sampling) -> List[dict]:
+    """``rnnkit predict``'s rows: ``{"prompt": ..., "text": ...}`` (``generate``)."""
+    return [{"prompt": prompt, "text": text}
+            for prompt, text in zip(prompts, generate(checkpoints, prompts, device=device, **sampling))]
+
+
+def show(row: dict) -> str:
+    """How ``rnnkit predict`` prints a continuation: the prompt and its text."""
+    return row["prompt"] + row["text"]
+
+
+def load(path, *, device: str = "cpu") -> TrainedLanguageModel:
+    """Rebuild the language model saved in ``path`` (a run directory or a checkpoint directory)."""
+    model, task, checkpoint = load_task_model(path, "lm", lambda task: LanguageModel(LMConfig(**task["model"])),
+                                              device)
+    return TrainedLanguageModel(model, Vocabulary.from_dict(task["vocab"]), checkpoint.config)
