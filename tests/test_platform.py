@@ -289,3 +289,7 @@ def test_characters_a_model_never_saw(runs, files, tmp_path, capsys):
         assert len("".join(model.generate("the €", 5, seed=0))) == 5
     with pytest.raises(ValueError, match="not in the vocabulary"):
         list(model.generate("€€", 5))
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(runs / "lm"), "--data", str(odd)]) == 0
+    assert capsys.readouterr().err == (f"rnnkit: warning: {odd}: 2 characters not in the vocabulary ('€', '中') "
+                                       f"were read as <unk>\n")

@@ -19,6 +19,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from typing import Any, Optional, Sequence
 
 from . import options, tasks
@@ -179,6 +180,7 @@ def _flag_names(*classes) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import find_checkpoint
+    from .train.loop import ResumeMismatch
     from .train.rundir import check_run_directory
 
     spec = args.spec
@@ -198,14 +200,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     train = command_line_config(options.given(args, TrainConfig), epochs=spec.epochs, base=train_base,
                                 **spec.train_defaults)
     data = spec.data(**dict(_known(spec.data, saved.get("data") or {}), **given["data"]))
-    from .train.loop import ResumeMismatch
-
     try:
         result = spec.module().fit(args.data, args.out, valid=args.valid, data=data, model=model or None,
                                    train=train, resume=args.resume, **fit)
     except ResumeMismatch as error:
         raise ValueError(_mismatch(error, spec, given, saved)) from None
-    metrics = "  ".join(f"validation {key} {value:.4f}" for key, value in result.metrics.items())
+    metrics = _shown((f"validation {key}", value) for key, value in result.metrics.items())
     print(f"stopped ({result.stopped_because}) after {result.steps} steps; {metrics}; checkpoint {result.checkpoint}")
     if result.stopped_because == "interrupted":
         argv = args.argv + ([] if args.resume else ["--resume"])
@@ -296,18 +296,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _shown(items) -> str:
+    """``key value`` pairs on one line: floats to four decimals, counts as they are."""
+    return "  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}" for key, value in items)
+
+
 def report(result: dict) -> list:
     """An evaluation's lines: its numbers on one line, then a line per entry of each table (a dict of
     dicts, such as per-class scores), then its text values (a plot's path). Lists (a confusion matrix)
     are left to ``--json``."""
-    def shown(items) -> str:
-        return "  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}" for key, value in items)
-
     numbers = [(key, value) for key, value in result.items() if isinstance(value, (int, float))]
-    lines = [shown(numbers)]
+    lines = [_shown(numbers)]
     for key, value in result.items():
         if isinstance(value, dict):
-            lines += [f"  {name}: {shown(scores.items())}" for name, scores in value.items() if isinstance(scores, dict)]
+            lines += [f"  {name}: {_shown(scores.items())}" for name, scores in value.items() if isinstance(scores, dict)]
     lines += [f"{key}: {value}" for key, value in result.items() if isinstance(value, str)]
     return lines
 
@@ -496,6 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, ``rnnkit: warning: ...``, not Python's file:line form."""
+    text = " ".join(str(message).split())
+    print(f"{PROG}: warning: {text}", file=file or sys.stderr)
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -514,6 +522,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         what, action = args.missing
         args.parser.error(f"missing {what}: choose from {', '.join(action.choices)}")
     args.argv = argv
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         if args.threads is not None and not getattr(args, "threads_here", False):
             import torch
@@ -535,6 +544,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         _print_error(e)
         return EXIT_RUNTIME
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

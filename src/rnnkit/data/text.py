@@ -110,8 +110,10 @@ def _encode(vocab: "Vocabulary", piece: str, unknown: Counter) -> np.ndarray:
 def _warn_unknown(path: Path, unknown: Counter) -> None:
     named = [char for char, _ in unknown.most_common(NAMED_UNKNOWN)]
     more = ", ..." if len(unknown) > NAMED_UNKNOWN else ""
-    warnings.warn(f"{path}: {sum(unknown.values())} characters not in the vocabulary "
-                  f"({', '.join(map(repr, named))}{more}) were read as <unk>", stacklevel=3)
+    count = sum(unknown.values())
+    warnings.warn(f"{path}: {count} character{'s' if count != 1 else ''} not in the vocabulary "
+                  f"({', '.join(map(repr, named))}{more}) {'were' if count != 1 else 'was'} read as <unk>",
+                  stacklevel=3)
 
 
 class StreamBatches:
