@@ -95,6 +95,24 @@ def check_output_path(path: str, flag: str = "--json") -> str:
     return path
 
 
+def write_rows(path: str, rows: list) -> None:
+    """Rows (dicts) to ``path``, atomically: CSV for a ``.csv`` name (a column per key), else JSON lines."""
+    import csv
+    import io
+
+    from .files import write_text_atomic
+
+    if path.lower().endswith(".csv"):
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(path, text.getvalue())
+    else:
+        write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def write_json_atomic(path: str, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` so that ``path`` is never half-written (``rnnkit.files``)."""
     from .files import write_text_atomic
@@ -325,7 +343,8 @@ def _add_predict(subparsers) -> None:
                    help="a run directory, RUN/BEST (its best checkpoint) or a checkpoint directory; repeat it to "
                         "predict with an ensemble, for tasks that have them (classify: the mean of their probabilities)")
     p.add_argument("--input", help="file with one input per line, blank lines skipped (default: the INPUT arguments)")
-    p.add_argument("--output", help="write JSON lines here, atomically (default: stdout, one line each)")
+    p.add_argument("--output", help="write the rows here, atomically: CSV for a .csv name, else JSON lines "
+                                    "(default: stdout, one line each)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output (default: refuse)")
     _add_threads(p)
     _add_device(p)
@@ -335,14 +354,17 @@ def _add_predict(subparsers) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    if bool(args.inputs) == bool(args.input):
-        raise UsageError("give inputs to predict from or --input FILE (one of them)")
     output = check_output_path(args.output, "--output") if args.output else None
     if output and os.path.exists(output) and not args.force:
         raise UsageError(f"--output {output} exists; pass --force to overwrite it")
     spec = tasks.spec_of(args.checkpoint)
+    if spec.line_inputs and bool(args.inputs) == bool(args.input):
+        raise UsageError("give inputs to predict from or --input FILE (one of them)")
+    if not spec.line_inputs and (args.inputs or args.input):
+        raise UsageError(f"a {spec.name!r} checkpoint takes no INPUT arguments or --input: {spec.inputs}")
     values = _task_options(args, spec, "predict_options")
     reading = ReadText(**options.given(args, ReadText))
+    items = args.inputs
     if args.input:
         from .data.text import read_chunks
         from .train import find_checkpoint
@@ -350,18 +372,44 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         encoding = reading.encoding or find_checkpoint(args.checkpoint[0]).config["task"].get("data", {}).get(
             "encoding", "utf-8")
         items = [line.strip() for line in "".join(read_chunks(args.input, encoding)).splitlines() if line.strip()]
-    else:
-        items = args.inputs
     module = spec.module()
     rows = module.predict_rows(args.checkpoint, items, device=args.device, **values)
     if output:
-        from .files import write_text_atomic
-
-        write_text_atomic(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        write_rows(output, rows)
         print(f"wrote {len(rows)} predictions to {output}")
         return EXIT_OK
     for row in rows:
         print(module.show(row))
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- the tasks' own commands
+
+
+def _add_task_commands(subparsers) -> None:
+    """Each task's own commands (``TaskSpec.commands``: forecasting's ``backtest``, ...)."""
+    for spec in tasks.specs():
+        for command in spec.commands:
+            p = subparsers.add_parser(command.name, help=command.help, description=command.help[:1].upper() +
+                                      command.help[1:] + f" ({spec.name!r} checkpoints).")
+            p.add_argument("--checkpoint", required=True, action="append",
+                           help=f"a {spec.name!r} run directory, RUN/BEST or a checkpoint directory")
+            p.add_argument("--data", required=True, help="the file to run it on")
+            p.add_argument("--json", action="store_true", help="print one JSON object instead of lines (default: off)")
+            _add_threads(p)
+            _add_device(p)
+            options.add_flags(p, command.options)
+            p.set_defaults(func=_cmd_task_command, spec=spec, command=command,
+                           flag_names=dict(options.flags(command.options), device="--device"))
+
+
+def _cmd_task_command(args: argparse.Namespace) -> int:
+    spec, command = args.spec, args.command
+    tasks.spec_of(args.checkpoint, expected=spec.name, verb=f"'rnnkit {command.name}'")
+    values = options.given(args, command.options)
+    command.options(**values)                             # each value checked: ConfigError names its flag
+    result = getattr(spec.module(), command.function)(args.checkpoint, args.data, device=args.device, **values)
+    print(json.dumps(result) if args.json else "\n".join(report(result)))
     return EXIT_OK
 
 
@@ -494,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(subparsers)
     _add_predict(subparsers)
     _add_generate(subparsers)
+    _add_task_commands(subparsers)
     _add_bench(subparsers)
     return parser
 

@@ -112,20 +112,12 @@ def check_value(cls: type, name: str, value: Any) -> None:
             raise ConfigError(name, f"{name} must be one of {', '.join(map(repr, meta['choices']))}, got {value!r}")
         return
     what = _describe(meta, base, optional)
-    if base is bool:
-        if not isinstance(value, bool):
+    if _is_list(base):
+        item = typing.get_args(base)[0]
+        if not isinstance(value, (list, tuple)) or not all(_scalar_ok(v, item, meta) for v in value):
             raise ConfigError(name, f"{name} must be {what}, got {value!r}")
-        return
-    if base is str:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(name, f"{name} must be {what}, got {value!r}")
-    elif typing.get_origin(base) in (list, tuple):
-        if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-            raise ConfigError(name, f"{name} must be {what}, got {value!r}")
-    else:
-        number = _is_int(value) if base is int else (_is_int(value) or isinstance(value, float))
-        if not number or not math.isfinite(value) or not _in_bounds(value, meta):
-            raise ConfigError(name, f"{name} must be {what}, got {value!r}")
+    elif not _scalar_ok(value, base, meta):
+        raise ConfigError(name, f"{name} must be {what}, got {value!r}")
     if meta["valid"] is not None:
         try:
             meta["valid"](value)
@@ -134,18 +126,34 @@ def check_value(cls: type, name: str, value: Any) -> None:
             raise ConfigError(name, message if name in message else f"{name}: {message}") from None
 
 
+def _scalar_ok(value, kind, meta: dict) -> bool:
+    """Whether ``value`` is a ``kind`` (bool, str, int or float) within the field's bounds."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str) and bool(value)
+    number = _is_int(value) if kind is int else (_is_int(value) or isinstance(value, float))
+    return number and math.isfinite(value) and _in_bounds(value, meta)
+
+
 def _describe(meta: dict, base, optional: bool) -> str:
-    if base is bool:
+    if _is_list(base):
+        item = typing.get_args(base)[0]
+        text = "a list of " + _describe(meta, item, False).replace("a finite ", "finite ").replace(
+            "a non-empty string", "non-empty strings").replace("int", "ints", 1).replace("float", "floats", 1)
+    elif base is bool:
         text = "True or False"
     elif base is str:
         text = "a non-empty string"
-    elif typing.get_origin(base) in (list, tuple):
-        text = "a list of integers"
     else:
         bounds = [f"{sign} {meta[key]}" for key, sign in (("min", ">="), ("above", ">"), ("max", "<="), ("below", "<"))
                   if meta[key] is not None]
         text = f"a finite {'int' if base is int else 'float'}" + (f" {' and '.join(bounds)}" if bounds else "")
     return text + (" or None" if optional else "")
+
+
+def _is_list(kind) -> bool:
+    return typing.get_origin(kind) in (list, tuple)
 
 
 def _in_bounds(value, meta: dict) -> bool:
@@ -236,12 +244,13 @@ def _parser(cls: type, name: str) -> Callable[[str], Any]:
     exit 2, as counts like ``--batch-size 0`` always were). Other values are checked by the config
     when it is built (``check``), and the command line names the flag of a bad one."""
     meta, base = _field(cls, name).metadata, _base(_types(cls)[name])
-    read = meta["parse"] or {int: _read_int, float: _read_float, str: str}.get(base, _read_int_list)
+    read = meta["parse"] or (_list_reader(typing.get_args(base)[0]) if _is_list(base) else
+                             {int: _read_int, float: _read_float, str: str}[base])
 
     def parse(text: str):
         try:
             value = read(text)
-            if base is int and value is not None:
+            if (base is int or _is_list(base) and typing.get_args(base)[0] is int) and value is not None:
                 check_value(cls, name, value)
         except ValueError as error:                      # a parse function's or the bounds' reason
             raise argparse.ArgumentTypeError(str(error)) from None
@@ -268,12 +277,19 @@ def _read_float(text: str) -> float:
     return value
 
 
-def _read_int_list(text: str) -> List[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 2000,5000, "
-                                         f"got {text!r}") from None
+def _list_reader(item) -> Callable[[str], list]:
+    """Reads comma-separated ``item`` values (``2000,5000``, ``0.1,0.5,0.9``, ``price,promo``)."""
+    read = {int: _read_int, float: _read_float, str: str.strip}[item]
+    example = {int: "2000,5000", float: "0.1,0.5,0.9", str: "price,promo"}[item]
+
+    def parse(text: str) -> list:
+        try:
+            return [read(part) for part in text.split(",")]
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {item.__name__} values such as {example}, "
+                                             f"got {text!r}") from None
+
+    return parse
 
 
 # --- reading the declarations ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .spec import TaskSpec
 TASKS = {
     "lm": "rnnkit.tasks.lm",
     "classify": "rnnkit.tasks.classify",
+    "forecast": "rnnkit.tasks.forecast",
 }
 
 

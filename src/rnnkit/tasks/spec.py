@@ -13,6 +13,18 @@ from ..options import check, option
 
 
 @dataclass(frozen=True)
+class Command:
+    """A command of the task's own (``rnnkit backtest``): it takes ``--checkpoint``, ``--data`` and the
+    fields of ``options`` as flags, and calls the API module's ``function(checkpoints, data,
+    device=..., **options) -> dict``, printed as ``rnnkit evaluate`` prints its results."""
+
+    name: str
+    options: type
+    function: str
+    help: str
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task of the registry (``rnnkit.tasks.TASKS``).
 
@@ -27,6 +39,9 @@ class TaskSpec:
             and ``rnnkit predict`` (keyword arguments of its ``evaluate`` and ``predict``), or None.
         data_help, valid_help: ``--help`` of ``train``'s ``--data`` and ``--valid`` for this task.
         inputs: what ``rnnkit predict``'s positional arguments are for this task (for ``--help``).
+        line_inputs: whether ``rnnkit predict`` reads its inputs as arguments or lines of ``--input``
+            (False: the task's own predict options say where the data is, such as ``--data``).
+        commands: the task's own commands (``Command``), such as forecasting's ``backtest``.
         ensembles: whether several checkpoints can evaluate and predict as one (the mean of their
             probabilities).
         train_defaults: ``TrainConfig`` defaults of this task's command line (``{"lr": 3e-3}``).
@@ -59,6 +74,8 @@ class TaskSpec:
     data_help: str = "training data"
     valid_help: str = "validation data"
     inputs: str = "inputs to predict from"
+    line_inputs: bool = True
+    commands: tuple = ()
     ensembles: bool = False
     train_defaults: dict = field(default_factory=dict)
     epochs: int = 1
