@@ -219,3 +219,14 @@ def test_progress_shows_evaluations_on_stdout_and_steps_with_the_time_left_on_st
     assert [line.split()[1] for line in steps] == ["2/8", "4/8", "6/8", "8/8"]
     assert all(" lr " in line and " left" in line and "sequences/s" in line for line in steps)
     assert "next: eval in 2 steps, checkpoint in 10:00" in steps[0] or "checkpoint in 9:59" in steps[0]
+
+
+def test_cosine_time_decays_over_the_time_budget():
+    config = TrainConfig(lr=1.0, schedule="cosine_time", max_time=100, warmup_steps=10)
+    assert config.lr_at(5, elapsed=0.0) == pytest.approx(0.5)                  # warm-up, in steps
+    assert config.lr_at(50, elapsed=0.0) == pytest.approx(1.0)
+    assert config.lr_at(50, elapsed=50.0) == pytest.approx(0.5)
+    assert config.lr_at(50, elapsed=100.0) == pytest.approx(0.0, abs=1e-12)
+    assert config.lr_at(50, elapsed=500.0) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="max_time must be set for the cosine_time schedule"):
+        TrainConfig(schedule="cosine_time", max_steps=10)

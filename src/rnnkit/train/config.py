@@ -29,6 +29,9 @@ class TrainConfig:
     ``max_steps``, ``max_epochs`` and ``max_time`` must be set.
 
     Schedules: "constant"; "cosine" decays to 0 over ``schedule_steps`` (default ``max_steps``);
+    "cosine_time" decays to 0 over ``max_time`` seconds of the run's clock (the one ``max_time``
+    counts: a slower or busier machine takes fewer steps, and the schedule still ends with the
+    time; its learning rates depend on timings, so a resumed run is not step-for-step exact);
     "plateau" divides the lr by ``plateau_factor`` after each evaluation without improvement;
     "epoch_decay" (Zaremba et al.) divides it by ``decay_factor`` at the start of every epoch after
     the first ``decay_after_epochs``. ``warmup_steps`` ramps it up linearly from 0 under any schedule.
@@ -40,8 +43,9 @@ class TrainConfig:
     lr: float = option(1e-3, help="learning rate", above=0)
     weight_decay: float = option(0.0, help="decoupled weight decay (AdamW) or L2 penalty (SGD)", min=0)
     momentum: float = option(0.0, help="SGD momentum", min=0)
-    schedule: str = option("constant", choices=("constant", "cosine", "plateau", "epoch_decay"),
-                           help="learning-rate schedule: cosine decays to 0 over --schedule-steps or --max-steps; "
+    schedule: str = option("constant", choices=("constant", "cosine", "cosine_time", "plateau", "epoch_decay"),
+                           help="learning-rate schedule: cosine decays to 0 over --schedule-steps or --max-steps, "
+                                "cosine_time over --max-time seconds; "
                                 "plateau divides it by --plateau-factor after an evaluation without improvement; "
                                 "epoch_decay divides it by --decay-factor every epoch after --decay-after-epochs")
     warmup_steps: int = option(0, help="steps of linear warm-up from 0", min=0)
@@ -83,9 +87,12 @@ class TrainConfig:
             raise ValueError("max_steps, max_epochs or max_time must be set (training would never stop)")
         if self.schedule == "cosine" and (self.schedule_steps or self.max_steps) is None:
             raise ValueError("schedule_steps (or max_steps) must be set for the cosine schedule")
+        if self.schedule == "cosine_time" and self.max_time is None:
+            raise ValueError("max_time must be set for the cosine_time schedule (it decays over the time)")
 
-    def lr_at(self, step: int, scale: float = 1.0, epoch: int = 0) -> float:
-        """The learning rate of 1-based ``step`` in 0-based ``epoch``; ``scale`` is the plateau reduction so far."""
+    def lr_at(self, step: int, scale: float = 1.0, epoch: int = 0, elapsed: float = 0.0) -> float:
+        """The learning rate of 1-based ``step`` in 0-based ``epoch``, ``elapsed`` seconds into the run
+        (for "cosine_time"); ``scale`` is the plateau reduction so far."""
         factor = min(1.0, step / self.warmup_steps) if self.warmup_steps else 1.0
         if self.schedule == "epoch_decay":
             factor /= self.decay_factor ** max(0, epoch + 1 - self.decay_after_epochs)
@@ -93,6 +100,8 @@ class TrainConfig:
             horizon = self.schedule_steps or self.max_steps
             progress = min(1.0, (step - self.warmup_steps) / max(1, horizon - self.warmup_steps))
             factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.schedule == "cosine_time":
+            factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, elapsed / self.max_time)))
         return self.lr * factor * scale
 
 

@@ -152,6 +152,7 @@ class Trainer:
     def _fit(self, train_batches, valid_batches) -> TrainResult:
         s, config = self.state, self.config
         started, losses, stop = time.perf_counter() - s["elapsed"], {}, None
+        self._started = started
         self._valid_count = _length(valid_batches)
         progress = Progress(log_every=config.log_every, enabled=self._main and config.progress, step=s["step"],
                             total=self._total_steps(train_batches), max_time=config.max_time, elapsed=s["elapsed"])
@@ -195,8 +196,9 @@ class Trainer:
     def _train_step(self, batch) -> float:
         began = time.perf_counter()
         s, config, model = self.state, self.config, self.task.model
+        lr = config.lr_at(s["step"] + 1, s["plateau_scale"], s["epoch"], self._elapsed())
         for group in self.optimizer.param_groups:
-            group["lr"] = config.lr_at(s["step"] + 1, s["plateau_scale"], s["epoch"]) * group.get("lr_scale", 1.0)
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         if self.device.type != "cpu":
             batch = to_device(batch, self.device)
@@ -227,6 +229,17 @@ class Trainer:
         return value
 
     # --- when to stop, and what comes next ----------------------------------------------------
+
+    def _elapsed(self) -> float:
+        """Seconds since the run began (resumed runs: their earlier time included), for the
+        "cosine_time" schedule; under distributed training the slowest rank's, so every rank
+        uses the same learning rate."""
+        if self.config.schedule != "cosine_time":
+            return 0.0
+        elapsed = torch.tensor([time.perf_counter() - self._started], dtype=torch.float64)
+        if self._ddp is not None:
+            torch.distributed.all_reduce(elapsed, op=torch.distributed.ReduceOp.MAX)
+        return float(elapsed)
 
     def _limit_reached(self, started: float, epoch_done: bool = True) -> Optional[str]:
         s, config = self.state, self.config
