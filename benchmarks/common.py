@@ -84,6 +84,32 @@ def steps_in(seconds: float, model: LMConfig, batch_size: int, bptt: int, share:
     return max(1, int(share * seconds / train_step_seconds(model, batch_size, bptt, bf16=bf16)))
 
 
+def seconds_per_run_step(train, short: int = 10, long: int = 260) -> float:
+    """Wall time of one training step of a task's recipe: ``train(steps)`` runs a fresh training of
+    that many steps; the time is the difference of a ``long`` and a ``short`` run divided by their
+    difference in steps (so reading the data and building the model are not counted), after a first
+    short run that pays the one-time costs (loading the native kernels, warming the allocator).
+    ``long`` should cross an epoch or two, so that what is done once an epoch is counted.
+    ``train`` returns its ``TrainResult``: one stopped by SIGINT/SIGTERM ends the benchmark."""
+    times = []
+    for steps in (short, short, long):
+        started = time.perf_counter()
+        result = train(steps)
+        if result.stopped_because == "interrupted":
+            raise SystemExit("interrupted while timing the recipe")
+        times.append(time.perf_counter() - started)
+    return max(1e-3, (times[2] - times[1]) / (long - short))
+
+
+def add_run_flags(parser: argparse.ArgumentParser, dataset: str, out: str) -> None:
+    """The flags every training benchmark has: ``--seed``, ``--data-dir`` (default
+    ``DATA_ROOT/dataset``), ``--out`` (the run directory, replaced) and ``--json``."""
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    parser.add_argument("--data-dir", help=f"the data set's directory (default: ../shared/data/{dataset})")
+    parser.add_argument("--out", default=out, help=f"run directory (default: {out}; replaced)")
+    parser.add_argument("--json", help="also write the result to this file")
+
+
 def print_machine() -> None:
     """Print a benchmark's first line, what it is measured on: ``# machine: `` and ``environment_summary()``."""
     print(f"# machine: {environment_summary()}", flush=True)
