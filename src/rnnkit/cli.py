@@ -20,7 +20,7 @@ import os
 import shlex
 import sys
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from . import options, tasks
 from .tasks.spec import ReadText
@@ -95,14 +95,19 @@ def check_output_path(path: str, flag: str = "--json") -> str:
     return path
 
 
-def write_rows(path: str, rows: list) -> None:
-    """Rows (dicts) to ``path``, atomically: CSV for a ``.csv`` name (a column per key), else JSON lines."""
+def write_rows(path: str, rows: list, show: Optional[Callable[[dict], str]] = None) -> None:
+    """Rows (dicts) to ``path``, atomically: CSV for a ``.csv`` name (a column per key), JSON lines
+    for .jsonl/.json, and for any other name JSON lines too, or with ``show`` its line for each row
+    (a translator's text output)."""
     import csv
     import io
 
     from .files import write_text_atomic
 
-    if path.lower().endswith(".csv"):
+    name = path.lower()
+    if show is not None and not name.endswith((".csv", ".jsonl", ".json")):
+        write_text_atomic(path, "".join(show(row) + "\n" for row in rows))
+    elif name.endswith(".csv"):
         fields = list(dict.fromkeys(key for row in rows for key in row))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=fields)
@@ -169,7 +174,7 @@ def _add_train(subparsers) -> None:
     p.set_defaults(func=None, parser=p, missing=("task", commands))
     for spec in specs:
         t = commands.add_parser(spec.name, help=spec.summary, description=spec.description)
-        t.add_argument("--data", required=True, help=spec.data_help)
+        t.add_argument("--data", required=not spec.data_optional, help=spec.data_help)
         t.add_argument("--out", required=True, help="run directory for checkpoints and log.csv (new or empty, or "
                                                     "a run's with --resume)")
         t.add_argument("--valid", help=spec.valid_help.replace("%", "%%"))
@@ -293,7 +298,8 @@ def _add_evaluate(subparsers) -> None:
                    help="a run directory (--out of training: its latest checkpoint), RUN/BEST (its best) or a "
                         "checkpoint directory; repeat it to evaluate an ensemble, for tasks that have them "
                         "(classify: the mean of their probabilities)")
-    p.add_argument("--data", required=True, help="file to evaluate on ('digits': a digits classifier's held-out part)")
+    p.add_argument("--data", help="file to evaluate on ('digits': a digits classifier's held-out part) (default: "
+                                   "none; required except for translators, which also read --source and --target)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines (default: off)")
     _add_threads(p)
     _add_device(p)
@@ -305,6 +311,9 @@ def _add_evaluate(subparsers) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     spec = tasks.spec_of(args.checkpoint)
     values = _task_options(args, spec, "evaluate_options")
+    if args.data is None and not spec.data_optional:
+        raise UsageError(f"the following arguments are required: --data (the file to evaluate a {spec.name!r} "
+                         f"checkpoint on)")
     result = spec.module().evaluate(args.checkpoint, args.data, device=args.device, **values)
     if args.json:
         print(json.dumps(result))
@@ -375,7 +384,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     module = spec.module()
     rows = module.predict_rows(args.checkpoint, items, device=args.device, **values)
     if output:
-        write_rows(output, rows)
+        write_rows(output, rows, module.show if spec.text_output else None)
         print(f"wrote {len(rows)} predictions to {output}")
         return EXIT_OK
     for row in rows:

@@ -61,7 +61,8 @@ class BucketBatches:
     """Examples in batches of similar length (less padding), for ``Trainer.fit``.
 
     Args:
-        sequences: token-id lists or (T_i, F) float arrays. labels: (N,) or (N, C) tensor.
+        sequences: token-id lists or (T_i, F) float arrays. labels: (N,) or (N, C) tensor, or a list
+            of N token-id lists (a translator's targets), padded per batch like the inputs.
         batch_size: examples per batch. shuffle: shuffle the batch order each epoch (training).
         seed: the order of epoch e comes from ``seed + e``.
 
@@ -91,7 +92,8 @@ class BucketBatches:
         for b in order:
             index = self.buckets[b]
             inputs, lengths = pad([self.sequences[i] for i in index])
-            yield Batch(inputs, lengths, self.labels[index])
+            labels = pad([self.labels[i] for i in index])[0] if isinstance(self.labels, list) else self.labels[index]
+            yield Batch(inputs, lengths, labels)
 
 
 def map_tensors(batch, fn: Callable[[Tensor, int], Tensor]):

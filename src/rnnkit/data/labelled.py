@@ -60,12 +60,12 @@ def read_labelled(path, *, text_col=None, label_col=None, fmt: Optional[str] = N
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     text = read_text(path, encoding)
     if fmt == "jsonl":
-        rows = _jsonl_rows(path, text, "text" if text_col is None else text_col,
-                           "label" if label_col is None else label_col)
+        rows = jsonl_rows(path, text, "text" if text_col is None else text_col,
+                          "label" if label_col is None else label_col)
     elif fmt == "sst":
         rows = _sst_rows(text)
     else:
-        rows = _table_rows(path, text, "\t" if fmt == "tsv" else ",", text_col, label_col, header)
+        rows = table_rows(path, text, "\t" if fmt == "tsv" else ",", text_col, label_col, header)
     texts, labels, total = [], [], 0
     for line, sentence, raw in rows:
         total += 1
@@ -83,8 +83,9 @@ def read_labelled(path, *, text_col=None, label_col=None, fmt: Optional[str] = N
     return LabelledTexts(texts, labels, skipped)
 
 
-def _table_rows(path, text, delimiter, text_col, label_col, header):
-    # (line, text, label) of each CSV/TSV row.
+def table_rows(path, text, delimiter, text_col, label_col, header):
+    """(line, text, label) of each CSV/TSV row of ``text`` (see ``read_labelled``'s columns); also the
+    (line, source, target) rows of a translator's pairs."""
     if header is None:
         header = not (is_number(text_col) and is_number(label_col))
     if text_col is None:
@@ -110,7 +111,8 @@ def _table_rows(path, text, delimiter, text_col, label_col, header):
         yield line, record[columns[0]], record[columns[1]]
 
 
-def _jsonl_rows(path, text, text_key, label_key):
+def jsonl_rows(path, text, text_key, label_key):
+    """(line, text, label) of each JSON-lines record (the text must be a string or null)."""
     for line, content in enumerate(text.split("\n"), 1):
         if not content.strip():
             continue

@@ -19,6 +19,7 @@ TASKS = {
     "lm": "rnnkit.tasks.lm",
     "classify": "rnnkit.tasks.classify",
     "forecast": "rnnkit.tasks.forecast",
+    "translate": "rnnkit.tasks.translate",
 }
 
 

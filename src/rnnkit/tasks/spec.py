@@ -41,6 +41,11 @@ class TaskSpec:
         inputs: what ``rnnkit predict``'s positional arguments are for this task (for ``--help``).
         line_inputs: whether ``rnnkit predict`` reads its inputs as arguments or lines of ``--input``
             (False: the task's own predict options say where the data is, such as ``--data``).
+        data_optional: whether ``--data`` of ``train`` and ``evaluate`` may be left out, because the
+            task's own flags can name its files instead (a translator's ``--source``/``--target``);
+            the task's ``fit``/``evaluate`` then get ``path=None``.
+        text_output: ``rnnkit predict --output`` to a name other than .csv/.jsonl/.json writes
+            ``show(row)`` as one line each (a translator's output is a text file).
         commands: the task's own commands (``Command``), such as forecasting's ``backtest``.
         ensembles: whether several checkpoints can evaluate and predict as one (the mean of their
             probabilities).
@@ -75,6 +80,8 @@ class TaskSpec:
     valid_help: str = "validation data"
     inputs: str = "inputs to predict from"
     line_inputs: bool = True
+    data_optional: bool = False
+    text_output: bool = False
     commands: tuple = ()
     ensembles: bool = False
     train_defaults: dict = field(default_factory=dict)
