@@ -61,7 +61,8 @@ def runs(files, tmp_path_factory):
 
 
 def test_the_registry_knows_each_task_and_reads_a_checkpoints_task(runs):
-    assert [spec.name for spec in tasks.specs()] == list(tasks.TASKS) == ["lm", "classify", "forecast", "translate"]
+    assert [spec.name for spec in tasks.specs()] == list(tasks.TASKS) == ["lm", "classify", "forecast", "translate",
+                                                                       "speech"]
     assert tasks.task_of(runs / "lm") == "lm" and tasks.task_of(runs / "clf" / "BEST") == "classify"
     assert type(rnnkit.load(runs / "lm")).__name__ == "TrainedLanguageModel"
     assert type(rnnkit.load(runs / "clf")).__name__ == "TrainedClassifier"

@@ -85,11 +85,14 @@ class BucketBatches:
     def __len__(self) -> int:
         return len(self.buckets)
 
-    def __call__(self, epoch: int = 0) -> Iterator[Batch]:
-        order = range(len(self.buckets))
+    def batch_order(self, epoch: int) -> Sequence[int]:
+        """The indices of ``buckets`` in the order epoch ``epoch`` visits them."""
         if self.shuffle:
-            order = np.random.default_rng(self.seed + epoch).permutation(len(self.buckets))
-        for b in order:
+            return np.random.default_rng(self.seed + epoch).permutation(len(self.buckets))
+        return range(len(self.buckets))
+
+    def __call__(self, epoch: int = 0) -> Iterator[Batch]:
+        for b in self.batch_order(epoch):
             index = self.buckets[b]
             inputs, lengths = pad([self.sequences[i] for i in index])
             labels = pad([self.labels[i] for i in index])[0] if isinstance(self.labels, list) else self.labels[index]

@@ -9,13 +9,12 @@ the file (and the line) and what to do.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from .tables import column_index, csv_records, is_number, label_tuple, read_text
+from .tables import column_index, csv_records, is_number, json_records, label_tuple, read_text
 
 FORMATS = ("csv", "tsv", "jsonl", "sst")
 _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
@@ -113,16 +112,7 @@ def table_rows(path, text, delimiter, text_col, label_col, header):
 
 def jsonl_rows(path, text, text_key, label_key):
     """(line, text, label) of each JSON-lines record (the text must be a string or null)."""
-    for line, content in enumerate(text.split("\n"), 1):
-        if not content.strip():
-            continue
-        try:
-            record = json.loads(content)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {line}: invalid JSON ({error.msg}); "
-                             f"give one JSON object per line") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}, line {line}: a JSON {type(record).__name__}, not an object")
+    for line, record in json_records(path, text):
         for key in (text_key, label_key):
             if key not in record:
                 raise ValueError(f"{path}, line {line} has no key {key!r}; its keys are: "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
@@ -32,6 +33,22 @@ def csv_records(path: Path, text: str, delimiter: str) -> Iterator[Tuple[int, Li
             line = reader.line_num + 1
     except csv.Error as error:
         raise ValueError(f"{path}, line {line}: {error} (check the quotes)") from None
+
+
+def json_records(path: Path, text: str) -> Iterator[Tuple[int, dict]]:
+    """(line number, object) of each non-empty line of a JSON-lines text; a line that is not a JSON
+    object is a ValueError naming the file and line."""
+    for line, content in enumerate(text.split("\n"), 1):
+        if not content.strip():
+            continue
+        try:
+            record = json.loads(content)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {line}: invalid JSON ({error.msg}); "
+                             f"give one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {line}: a JSON {type(record).__name__}, not an object")
+        yield line, record
 
 
 def is_number(col) -> bool:

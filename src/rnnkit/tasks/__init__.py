@@ -20,6 +20,7 @@ TASKS = {
     "classify": "rnnkit.tasks.classify",
     "forecast": "rnnkit.tasks.forecast",
     "translate": "rnnkit.tasks.translate",
+    "speech": "rnnkit.tasks.speech",
 }
 
 
