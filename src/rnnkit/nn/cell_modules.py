@@ -13,14 +13,15 @@ import torch
 from torch import Tensor, nn
 
 from . import cells
+from .recurrent_module import RecurrentModule
 from .scan import scan
 from .sequences import check_dtype, check_features, check_floating
 
 
-class _CellBase(nn.Module):
+class _CellBase(RecurrentModule):
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device=None, dtype=None):
         super().__init__()
-        self.kind = cells.CELL_KINDS[mode]
+        self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -46,6 +47,7 @@ class _CellBase(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
 
     def _step(self, x: Tensor, h: Optional[Tensor], c: Optional[Tensor]):
+        self._refuse_tracing()
         if not isinstance(x, Tensor) or x.dim() not in (1, 2):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"input must be a (batch, {self.input_size}) or ({self.input_size},) tensor, got {got}")

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import cells, native
+from .recurrent_module import RecurrentModule
 from .regularizers import drop_connect, zoneout_weight
 from .scan import CELL_CODES, forward_step, linear_into, scan
 from .sequences import Layout, Lengths, check_dtype, check_features, check_floating, prepare
@@ -41,7 +42,7 @@ def autocast_dtype(device: str) -> Optional[torch.dtype]:
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
 
 
-class RNNBase(nn.Module):
+class RNNBase(RecurrentModule):
     """A stack of recurrent layers over time, directions and lengths. Use ``RNN``, ``LSTM`` or ``GRU``."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -66,7 +67,6 @@ class RNNBase(nn.Module):
         if forget_bias is not None and mode != "lstm":
             raise ValueError("forget_bias is an LSTM option")
         self.mode = mode
-        self.kind = cells.CELL_KINDS[mode]
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -117,6 +117,10 @@ class RNNBase(nn.Module):
     def state_size(self) -> int:
         """Width of ``h``: ``proj_size`` when set, else ``hidden_size``."""
         return self.proj_size or self.hidden_size
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: ``torch.nn``'s layers pack their weights into one cuDNN buffer here; rnnkit's
+        are always used as they are. Kept so that code written for ``torch.nn`` runs unchanged."""
 
     def reset_parameters(self) -> None:
         """PyTorch's default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)); layer-norm gains 1.
@@ -174,6 +178,7 @@ class RNNBase(nn.Module):
                 zero at padded steps.
             h_n: (L*D, B, Hr), each sequence's state at its last real step; c_n: (L*D, B, H).
         """
+        self._refuse_tracing()
         layout = prepare(input, lengths, batch_first=self.batch_first, input_size=self.input_size)
         check_dtype(layout.x, self._parameters["weight_ih_l0"], autocast_dtype(layout.x.device.type))
         h0, c0 = self._initial_state(hx, layout)
@@ -293,6 +298,7 @@ class RNNBase(nn.Module):
         one C++ pass over all its layers, in float32, float64 or bfloat16 (``layer.bfloat16()``
         halves the weights to read, which bounds a step at batch 1; its sums stay in float32).
         """
+        self._refuse_tracing()
         if self.bidirectional:
             raise ValueError("step needs a unidirectional layer: a bidirectional layer must see the whole sequence")
         if not isinstance(x, Tensor) or x.dim() not in (1, 2):
