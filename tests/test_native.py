@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import rnnkit.nn as rnn
 from rnnkit.nn import cells, native
 from rnnkit.nn.scan import ScanSpec, _Scan
 
@@ -222,3 +223,27 @@ def test_a_build_the_compiler_refuses_with_the_cpu_flags_is_retried_portably(mon
     monkeypatch.setattr(native, "_build", build)
     assert native.load.__wrapped__() == "portable module"
     assert tried == [["-O3", "-ffast-math", "-fopenmp", "-mavx512bf16"], ["-O3", "-ffast-math", "-fopenmp"]]
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_saturating_inputs_give_torchs_results_not_nan(mode, dtype):
+    # Pre-activations in the hundreds (an unnormalised convolutional front end gives them) used to
+    # overflow the vector exp/tanh of the fused kernels to inf / inf = NaN; torch's cells saturate.
+    torch.manual_seed(0)
+    ours_cls, ref_cls = {"lstm": (rnn.LSTM, torch.nn.LSTM), "gru": (rnn.GRU, torch.nn.GRU),
+                         "rnn_tanh": (rnn.RNN, torch.nn.RNN)}[mode]
+    ours = ours_cls(3, 5, bidirectional=True).to(dtype)
+    ref = ref_cls(3, 5, bidirectional=True).to(dtype)
+    ref.load_state_dict(ours.state_dict())
+    x = (torch.randn(7, 2, 3, dtype=dtype) * 1e3).requires_grad_()
+    y, y_ref = ours(x)[0], ref(x)[0]
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (g_ref,) = torch.autograd.grad(y_ref.sum(), x)
+    assert torch.isfinite(y).all() and torch.isfinite(g).all()
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4 * g_ref.abs().max().item())
+    stepper = ours_cls(3, 5).to(dtype)
+    out, state = stepper.step(x[0].detach())
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, stepper(x[:1].detach())[0][0])

@@ -34,7 +34,16 @@ namespace {
 // GEMM's output in its own cache (T=1000, B=16, H=128: 24 -> 18.5 us per LSTM step on 2 cores).
 constexpr int64_t PARALLEL_MIN_ELEMENTS = 1024;
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+// The arguments are clamped where the results no longer change: under -ffast-math the vector
+// exp and tanh of a large argument overflow to inf (and inf / inf gives NaN), which torch's own
+// cells never do. sigmoid: exp(80) and exp(700) are finite in float and double, and
+// sigmoid(-80) < 2e-35; tanh(20) rounds to 1 in both types, so clamping there changes nothing.
+template <typename T> inline T clamp_abs(T x, T limit) { return x < -limit ? -limit : (x > limit ? limit : x); }
+template <typename T> inline T sigmoid(T x) {
+    constexpr T limit = sizeof(T) == sizeof(float) ? T(80) : T(700);
+    return T(1) / (T(1) + std::exp(-clamp_abs(x, limit)));
+}
+template <typename T> inline T tanh_(T x) { return std::tanh(clamp_abs(x, T(20))); }
 
 // Calls f(std::true_type{}) or f(std::false_type{}) as flag is set or not: a kernel's template
 // argument chosen at run time, outside its loops.
@@ -79,9 +88,9 @@ void lstm_forward_impl(const T* A, const T* A2, const T* BX, const T* CP, T* ACT
             T ai = ar[j], af = ar[H + j], ag = ar[2 * H + j], ao = ar[3 * H + j];
             if (Add) { ai += br[j]; af += br[H + j]; ag += br[2 * H + j]; ao += br[3 * H + j]; }
             if (Bias) { ai += BX[j]; af += BX[H + j]; ag += BX[2 * H + j]; ao += BX[3 * H + j]; }
-            T i = sigmoid(ai), f = sigmoid(af), g = std::tanh(ag), o = sigmoid(ao);
+            T i = sigmoid(ai), f = sigmoid(af), g = tanh_(ag), o = sigmoid(ao);
             T cn = f * CP[r * H + j] + i * g;
-            T tc = std::tanh(cn);
+            T tc = tanh_(cn);
             act_r[j] = i; act_r[H + j] = f; act_r[2 * H + j] = g; act_r[3 * H + j] = o; act_r[4 * H + j] = tc;
             CO[r * H + j] = cn;
             HO[r * H + j] = o * tc;
@@ -171,7 +180,7 @@ void gru_forward_impl(const T* GX, const T* GH, const T* GB, const T* BX, const 
             if (Bias) { xr += BX[j]; xz += BX[H + j]; xn += BX[2 * H + j]; }
             T rg = sigmoid(xr + hr);
             T z = sigmoid(xz + hz);
-            T nn = std::tanh(xn + rg * ghn);
+            T nn = tanh_(xn + rg * ghn);
             act_r[j] = rg; act_r[H + j] = z; act_r[2 * H + j] = nn; act_r[3 * H + j] = ghn;
             HO[r * H + j] = nn + z * (HP[r * H + j] - nn);
         }
@@ -251,7 +260,7 @@ void rnn_forward_impl(const T* A, const T* A2, const T* BX, T* ACT, T* HO, int64
         for (int64_t j = 0; j < H; ++j) {
             T x = Add ? a[j] + b[j] : a[j];
             if (Bias) x += BX[j];
-            T v = Relu ? (x > T(0) ? x : T(0)) : std::tanh(x);
+            T v = Relu ? (x > T(0) ? x : T(0)) : tanh_(x);
             if (Save) act[j] = v;
             h[j] = v;
         }
@@ -751,10 +760,10 @@ void lstm_step_kernel(const T* X, const T* HP, const T* CP, const T* WIH, const 
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
                 const A i = sigmoid(ax[0][u] + ah[0][u]), f = sigmoid(ax[1][u] + ah[1][u]);
-                const A g = std::tanh(ax[2][u] + ah[2][u]), o = sigmoid(ax[3][u] + ah[3][u]);
+                const A g = tanh_(ax[2][u] + ah[2][u]), o = sigmoid(ax[3][u] + ah[3][u]);
                 const A c = f * A(cp[u]) + i * g;
                 cn[u] = T(c);
-                hn[u] = T(o * std::tanh(c));
+                hn[u] = T(o * tanh_(c));
             }
         }
     });
@@ -775,7 +784,7 @@ void gru_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const 
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
                 const A rg = sigmoid(ax[0][u] + ah[0][u]), z = sigmoid(ax[1][u] + ah[1][u]);
-                const A nn = std::tanh(ax[2][u] + rg * ah[2][u]);
+                const A nn = tanh_(ax[2][u] + rg * ah[2][u]);
                 hn[u] = T(nn + z * (A(hp[u]) - nn));
             }
         }
@@ -796,7 +805,7 @@ void rnn_step_kernel(const T* X, const T* HP, const T* WIH, const T* WHH, const 
             #pragma omp simd
             for (int64_t u = 0; u < units; ++u) {
                 const A a = ax[0][u] + ah[0][u];
-                hn[u] = T(Relu ? (a > A(0) ? a : A(0)) : std::tanh(a));
+                hn[u] = T(Relu ? (a > A(0) ? a : A(0)) : tanh_(a));
             }
         }
     });
