@@ -306,3 +306,17 @@ def test_tensorboard_of_a_resumed_run_has_each_step_once(tmp_path):
     assert [step for step, _ in scalars["valid/loss"]] == [int(r["step"]) for r in rows] == [10, 20, 30]
     assert [value for _, value in scalars["valid/loss"]] == pytest.approx([float(r["loss"]) for r in rows], rel=1e-6)
     assert [step for step, _ in scalars["train/loss"]] == list(range(10, 31, 10))
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_non_finite_loss_stops_the_run_before_it_changes_the_weights(tmp_path, clip):
+    from rnnkit.train.loop import TrainingDiverged
+
+    task = SumTask()
+    poisoned = [(TRAIN[0][:8], TRAIN[1][:8]), (TRAIN[0][8:16], TRAIN[1][8:16] * float("nan"))]
+    trainer = Trainer(task, quiet(lr=1e-2, max_steps=10, eval_every=1, clip_grad_norm=clip), tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"the training loss is nan at step 2 \(epoch 0\).*lower --lr") as info:
+        trainer.fit(lambda epoch: poisoned, valid_batches)
+    assert "\n" not in str(info.value) and str(find_checkpoint(tmp_path).path) in str(info.value)
+    assert all(torch.isfinite(p).all() for p in task.model.parameters())
+    assert find_checkpoint(tmp_path).config["step"] == 1

@@ -73,6 +73,19 @@ class ResumeMismatch(ValueError):
         self.keys = keys
 
 
+class TrainingDiverged(ValueError):
+    """The training loss (or, with clipping, the gradient norm) became NaN or infinite: the run stops
+    before that step updates the weights."""
+
+    def __init__(self, step: int, epoch: int, loss: float, checkpoint: Optional[Path], what: str = "loss"):
+        where = f"; the last checkpoint is {checkpoint}" if checkpoint else ""
+        value = "not finite" if what != "loss" else loss
+        super().__init__(f"the training {what} is {value} at step {step} (epoch {epoch}), so training stopped before "
+                         f"that step changed the weights: lower --lr, set --clip, or look for inf/NaN in the "
+                         f"data{where}")
+        self.step, self.loss = step, loss
+
+
 class Trainer:
     """Train ``task.model`` with ``config``; checkpoints and ``log.csv`` go to ``out_dir`` (if given),
     and TensorBoard scalars to ``out_dir/tensorboard`` where the package is installed.
@@ -215,14 +228,19 @@ class Trainer:
             raise RuntimeError("distributed training: training_step must call self.model(...) for its forward "
                                "pass (calling submodules bypasses DistributedDataParallel)")
         loss.backward()
+        grad_norm = None
         if config.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-        self.optimizer.step()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         value = loss.detach().float()
         if self._ddp is not None:
             torch.distributed.all_reduce(value)
             value /= distributed.world_size()
         value = float(value)
+        if not math.isfinite(value):                     # every rank sees it: the reduced loss is not finite
+            raise TrainingDiverged(s["step"] + 1, s["epoch"], value, self._checkpoint_path)
+        if grad_norm is not None and not math.isfinite(float(grad_norm)):      # DDP: gradients are reduced
+            raise TrainingDiverged(s["step"] + 1, s["epoch"], value, self._checkpoint_path, what="gradient norm")
+        self.optimizer.step()
         s["step"], s["position"] = s["step"] + 1, s["position"] + 1
         s["loss_sum"], s["loss_count"] = s["loss_sum"] + value, s["loss_count"] + 1
         self._step_seconds.append(time.perf_counter() - began)
