@@ -189,7 +189,7 @@ class RNNBase(RecurrentModule):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 result = self._run_direction(index, x, h0[index], c0[index] if c0 is not None else None,
-                                             layout.batch_sizes, reverse=direction == 1)
+                                             layout.batch_sizes, reverse=direction == 1, lengths=layout.lengths)
                 outputs.append(result.output)
                 h_n.append(result.h_n)
                 c_n.append(result.c_n)
@@ -203,7 +203,7 @@ class RNNBase(RecurrentModule):
         return output, h_n
 
     def _run_direction(self, index: int, x: Tensor, h0: Tensor, c0: Optional[Tensor],
-                       batch_sizes: Optional[tuple], reverse: bool):
+                       batch_sizes: Optional[tuple], reverse: bool, lengths: Optional[Tensor] = None):
         """One layer in one direction: ``scan``, the input GEMM for all steps and then the time loop.
 
         Under ``torch.autocast`` the loop runs in the autocast dtype (as torch.nn's layers do):
@@ -231,7 +231,8 @@ class RNNBase(RecurrentModule):
         with torch.autocast(device, enabled=False):
             return scan(self.kind, x, cast(w_hh), cast(h0), cast(c0), w_ih=cast(w_ih), b_ih=cast(b_ih),
                         batch_sizes=batch_sizes, reverse=reverse, b_hh=cast(b_hh), w_hr=cast(w.get("weight_hr")),
-                        ln_weight=cast(w.get("layer_norm_hh")), zoneout_h=zoneout_h, zoneout_c=zoneout_c)
+                        ln_weight=cast(w.get("layer_norm_hh")), zoneout_h=zoneout_h, zoneout_c=zoneout_c,
+                        lengths=lengths)
 
     def _input_projection(self, w: dict, x: Tensor) -> Tensor:
         """gx = [LN](x W_ih^T) + b_ih (+ b_hh for the RNN and LSTM, where it is only ever added)."""

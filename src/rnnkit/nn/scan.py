@@ -80,6 +80,7 @@ def scan(
     ln_weight: Optional[Tensor] = None,
     zoneout_h: Zoneout = None,
     zoneout_c: Zoneout = None,
+    lengths: Optional[Tensor] = None,
 ) -> ScanResult:
     """Run ``kind`` over time with hand-written BPTT.
 
@@ -98,10 +99,17 @@ def scan(
         w_hr: (Hr, H) LSTM projection weight.
         ln_weight: (G*H,) gain of the layer normalisation of ``h_{t-1} W_hh^T``; None disables it.
         zoneout_h, zoneout_c: zoneout of h and c (see ``Zoneout``).
+        lengths: (B,) real steps of each row, rows in any order, instead of ``batch_sizes``: the
+            ``rnnkit::scan`` operator sorts them itself (how compiled and exported models run
+            variable lengths, ``rnnkit.nn.ops``).
 
     Returns:
         ``ScanResult`` with ``output`` (T, B, Hr): zero where a row is inactive.
     """
+    if lengths is not None or torch.compiler.is_compiling():     # traced with fake tensors: an opaque operator
+        from .ops import operator_scan
+        return ScanResult(*operator_scan(kind, x, w_hh, h0, c0, w_ih, b_ih, batch_sizes, reverse, b_hh, w_hr,
+                                         ln_weight, zoneout_h, zoneout_c, lengths))
     T, B, _ = x.shape
     if batch_sizes is None:
         batch_sizes = (B,) * T
@@ -185,9 +193,11 @@ def forward_step(kind: CellKind, gx_t: Tensor, h_prev: Tensor, c_prev: Optional[
         torch.lerp(c_out, c_prev, zc, out=c_next)
 
 
-def _buffer(like: Tensor, steps: int, B: int, width: int, zero: bool = False) -> Tensor:
-    # A per-step buffer from the workspace; zeroed when rows can be inactive and the buffer meets a
-    # GEMM or a sum.
+def _buffer(like: Tensor, steps: int, B: int, width: int, zero: bool = False, pooled: bool = True) -> Tensor:
+    # A per-step buffer, from the workspace when ``pooled``; zeroed when rows can be inactive and
+    # the buffer meets a GEMM or a sum.
+    if not pooled:
+        return like.new_zeros((steps, B, width)) if zero else like.new_empty((steps, B, width))
     return workspace.take((steps, B, width), like, zero=zero)
 
 
@@ -216,189 +226,231 @@ class _Scan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: ScanSpec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c):
-        kind = spec.kind
-        # The C++ loop adds the input bias in its gate kernels; the Python loop reads it in gx.
-        bias_in_loop = spec.native_loop and w_ih is not None and b_ih is not None
-        gx = _project(x, w_ih, None if bias_in_loop else b_ih)           # (T, B, G*H)
-        T, B, GH = gx.shape
-        H = GH // kind.gates
-        Hr = w_hh.shape[1]
-        save = spec.save
-        variable = any(n != B for n in spec.batch_sizes)
-        order = range(T - 1, -1, -1) if spec.reverse else range(T)
-        steps = T if save else 1
-        has_c = kind.has_cell_state
-
-        states_h = gx.new_empty((T + 1, B, Hr))
-        states_h[0] = h0
-        states_c = None
-        if has_c:
-            states_c = gx.new_empty((T + 1 if save else 2, B, H))
-            states_c[0] = c0
-        # The native loop of the Elman RNN reads its saved activation, h_t, back from states_h.
-        act = _buffer(gx, steps, B, 0 if spec.native_loop and kind.gates == 1 else kind.saved * H)
-        # h before projection / zoneout (the projection's input is needed for dW_hr)
-        h_cand = _buffer(gx, steps, B, H, zero=variable and save) \
-            if (w_hr is not None or zoneout_h is not None) else None
-        xhat_all = _buffer(gx, steps, B, GH, zero=variable and save) if ln_weight is not None else None
-        rstd_all = _buffer(gx, steps, B, 1) if ln_weight is not None else None
-        w_hh_t = w_hh.t()
-        scratch = gx.new_empty((B, GH))                                  # the recurrent GEMM's result
-
-        if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
-            empty = gx.new_empty(0)
-            native.load().scan_forward(CELL_CODES[kind.name], gx, b_ih.contiguous() if bias_in_loop else empty,
-                                       w_hh, b_hh if b_hh is not None else empty,
-                                       states_h, states_c if has_c else empty, act, scratch,
-                                       list(spec.batch_sizes), spec.reverse, save)
-            order = ()
-        for k, t in enumerate(order):
-            n = spec.batch_sizes[t]
-            s = t if save else 0
-            h_prev, h_next = states_h[k, :n], states_h[k + 1, :n]
-            c_prev = c_next = None
-            if has_c:
-                kc = k if save else k % 2
-                c_prev, c_next = states_c[kc, :n], states_c[kc + 1 if save else 1 - kc]
-                if n < B:
-                    c_next[n:] = states_c[kc, n:]                       # inactive rows carry c
-                c_next = c_next[:n]
-            if n < B:
-                states_h[k + 1, n:] = states_h[k, n:]                   # inactive rows carry h
-            forward_step(kind, gx[t, :n], h_prev, c_prev, w_hh_t, b_hh=b_hh, w_hr=w_hr,
-                         ln_weight=ln_weight, zh=_zone(zoneout_h, t, n), zc=_zone(zoneout_c, t, n),
-                         act=act[s, :n], h_next=h_next, c_next=c_next,
-                         h_cand=h_cand[s, :n] if h_cand is not None else None,
-                         xhat=xhat_all[s, :n] if xhat_all is not None else None,
-                         rstd=rstd_all[s, :n] if rstd_all is not None else None,
-                         scratch=scratch[:n])
-
-        output = states_h[1:]                                            # (T, B, Hr), processing order
-        if spec.reverse:
-            output = output.flip(0)
-        if variable:
-            output = output * _active_mask(spec.batch_sizes, B, output)
-        h_n = states_h[T].clone()
-        c_n = states_c[T if save else T % 2].clone() if has_c else None
-        if w_ih is not None:
-            workspace.give_back(gx)
-        per_step = (act, h_cand, xhat_all, rstd_all)
-        if save:
-            workspace.give_back_with(ctx, *per_step)                     # when autograd frees the node
-            ctx.spec, ctx.variable = spec, variable
-            ctx.buffers = (states_h, states_c, act, h_cand, xhat_all, rstd_all)
-            ctx.zoneout = (zoneout_h, zoneout_c)
-            ctx.save_for_backward(x if w_ih is not None else None, w_ih, w_hh, b_hh, w_hr, ln_weight)
-        else:
-            for buffer in per_step:
-                workspace.give_back(buffer)
+        output, h_n, c_n, saved = scan_forward(spec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight,
+                                               zoneout_h, zoneout_c)
+        if saved is not None:
+            workspace.give_back_with(ctx, *saved.buffers[2:])             # when autograd frees the node
+            ctx.save_for_backward(*saved.tensors)
+            ctx.saved = saved
+            saved.tensors = None                                         # ctx.saved_tensors holds them
         return output, h_n, c_n
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_output, d_h_n, d_c_n):
-        spec = ctx.spec
-        kind = spec.kind
-        x, w_ih, w_hh, b_hh, w_hr, ln_weight = ctx.saved_tensors
-        states_h, states_c, act, h_cand, xhat_all, rstd_all = ctx.buffers
-        zoneout_h, zoneout_c = ctx.zoneout
-        T, B, _ = act.shape
-        GH, Hr = w_hh.shape
-        H = GH // kind.gates
-        order = range(T - 1, -1, -1) if spec.reverse else range(T)
-        like = dict(dtype=act.dtype, device=act.device)
-        zeros = torch.zeros if ctx.variable else torch.empty
+        ctx.saved.tensors = ctx.saved_tensors
+        return scan_backward(ctx.saved, d_output, d_h_n, d_c_n, ctx.needs_input_grad)
 
-        contiguous = torch.contiguous_format
-        dh = d_h_n.clone(memory_format=contiguous) if d_h_n is not None else torch.zeros(B, Hr, **like)
-        dc = None
-        if kind.has_cell_state:
-            dc = d_c_n.clone(memory_format=contiguous) if d_c_n is not None else torch.zeros(B, H, **like)
-        if d_output is None:
-            d_output = torch.zeros(T, B, Hr, **like)
-        # dL/d(gx): a workspace buffer when the projection's gradients are formed here, else returned
-        d_gx_all = workspace.take((T, B, GH), act, zero=ctx.variable) if w_ih is not None else zeros(T, B, GH, **like)
-        gru_native = spec.native_loop and kind.separate_recurrent
-        # dL/d(gh) after layer norm (GRU only; for the RNN and LSTM it is d_gx), and before it.
-        # The GRU's native loop keeps only its n block, dL/d(gh_n) = dn * r (T, B, H): its r and z
-        # blocks are d_gx's (a (T, B, 3H) buffer less per pass).
-        d_gh_all = workspace.take((T, B, H), act, zero=ctx.variable) if gru_native else \
-            zeros(T, B, GH, **like) if kind.separate_recurrent else d_gx_all
-        d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
-        d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
 
-        steps = range(T - 1, -1, -1)
-        if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
-            empty = d_gx_all.new_empty(0)
-            native.load().scan_backward(CELL_CODES[kind.name], w_hh, states_h,
-                                        states_c if states_c is not None else empty, act, d_output, dh,
-                                        dc if dc is not None else empty, d_gx_all,
-                                        d_gh_all if gru_native else empty,
-                                        list(spec.batch_sizes), spec.reverse)
-            steps = ()
-        for k in steps:
-            t = order[k]
-            n = spec.batch_sizes[t]
-            g_h = dh[:n] + d_output[t, :n]                               # dL/dh_t, (n, Hr)
-            g_c = dc[:n] if dc is not None else None
-            zh, zc = _zone(zoneout_h, t, n), _zone(zoneout_c, t, n)
-            direct_h = direct_c = None
-            if zh is not None:
-                direct_h, g_h = g_h * zh, g_h * (1.0 - zh)
-            if zc is not None:
-                direct_c, g_c = g_c * zc, g_c * (1.0 - zc)
-            if w_hr is not None:
-                d_proj_all[t, :n] = g_h
-                g_h = torch.mm(g_h, w_hr)                                # (n, H)
-            h_prev = states_h[k, :n]
-            c_prev = states_c[k, :n] if states_c is not None else None
-            dh_direct = kind.backward(g_h, g_c, act[t, :n], h_prev, c_prev,
-                                      d_gx_all[t, :n], d_gh_all[t, :n], dc[:n] if dc is not None else None)
-            d_raw = d_gh_all[t, :n]
-            if ln_weight is not None and kind.native:
-                native.load().layer_norm_backward(d_raw, xhat_all[t, :n], rstd_all[t, :n],
-                                                  ln_weight.contiguous(), d_raw_all[t, :n])
-                d_raw = d_raw_all[t, :n]
-            elif ln_weight is not None:
-                xhat = xhat_all[t, :n]
-                d_xhat = d_raw * ln_weight
-                d_raw = d_raw_all[t, :n]
-                torch.sub(d_xhat, d_xhat.mean(1, keepdim=True), out=d_raw)
-                d_raw.sub_(xhat * (d_xhat * xhat).mean(1, keepdim=True)).mul_(rstd_all[t, :n])
-            dh_next = torch.mm(d_raw, w_hh, out=dh[:n])                   # (n, Hr)
-            if dh_direct is not None:
-                dh_next += dh_direct
-            if direct_h is not None:
-                dh_next += direct_h
-            if direct_c is not None:
-                dc[:n] += direct_c
+@dataclass
+class Saved:
+    """What a scan keeps for its backward pass.
 
-        # Weight gradients: one GEMM each over all T*B rows.
-        needs = ctx.needs_input_grad
-        h_prev_all = states_h[:-1].flip(0) if spec.reverse else states_h[:-1]    # (T, B, Hr) by time
-        # dL/d(gh) before layer norm, by blocks of gate rows
-        blocks = (d_gx_all[..., :2 * H], d_gh_all) if gru_native else (d_raw_all,)
-        d_w_hh = d_b_hh = d_w_hr = d_ln = None
-        if needs[4]:
-            parts = [_weight_grad(b, h_prev_all) for b in blocks]
-            d_w_hh = parts[0] if len(parts) == 1 else torch.cat(parts)                  # (GH, Hr)
-        # Column sums of d_gx: b_ih's gradient, and for the native GRU also the r and z blocks of b_hh's
-        d_gx_sums = d_gx_all.sum((0, 1)) if (w_ih is not None and needs[3]) or (gru_native and needs[7]) else None
-        if b_hh is not None and needs[7]:
-            d_b_hh = torch.cat([d_gx_sums[:2 * H], d_gh_all.sum((0, 1))]) if gru_native else d_gh_all.sum((0, 1))
-        if w_hr is not None and needs[8]:
-            d_w_hr = _weight_grad(d_proj_all, h_cand)                                   # (Hr, H)
-        if ln_weight is not None and needs[9]:
-            d_ln = (d_gh_all * xhat_all).sum((0, 1))
-        if gru_native:
-            workspace.give_back(d_gh_all)
-        d_x, d_w_ih = _project_backward(d_gx_all, x, w_ih, needs[1:3])
-        return (None, d_x, d_w_ih, d_gx_sums if w_ih is not None and needs[3] else None,
-                d_w_hh,
-                dh if needs[5] else None,
-                dc if needs[6] else None,
-                d_b_hh, d_w_hr, d_ln,
-                None, None)
+    Attributes:
+        spec, variable: the scan's settings, and whether some rows are inactive at some steps.
+        buffers: ``states_h`` (T+1, B, Hr), ``states_c`` (T+1, B, H) or None, and the per-step
+            ``act``, ``h_cand``, ``xhat``, ``rstd`` (see ``_Scan``), None where unused.
+        zoneout: (zoneout_h, zoneout_c).
+        tensors: inputs the gradients need: x (None without w_ih), w_ih, w_hh, b_hh, w_hr, ln_weight.
+    """
+
+    spec: ScanSpec
+    variable: bool
+    buffers: tuple
+    zoneout: tuple
+    tensors: tuple
+
+
+def scan_forward(spec: ScanSpec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c,
+                 pooled: bool = True):
+    """The time loop (no autograd): ``(output, h_n, c_n, saved)``, ``saved`` a ``Saved`` when
+    ``spec.save``, else None. Arguments as ``scan``'s. With ``pooled``, the per-step buffers come
+    from ``workspace`` (the caller gives them back when the backward pass is done); without, they
+    are the caller's to keep (the custom operator returns them).
+    """
+    kind = spec.kind
+    # The C++ loop adds the input bias in its gate kernels; the Python loop reads it in gx.
+    bias_in_loop = spec.native_loop and w_ih is not None and b_ih is not None
+    gx = _project(x, w_ih, None if bias_in_loop else b_ih)           # (T, B, G*H)
+    T, B, GH = gx.shape
+    H = GH // kind.gates
+    Hr = w_hh.shape[1]
+    save = spec.save
+    variable = any(n != B for n in spec.batch_sizes)
+    order = range(T - 1, -1, -1) if spec.reverse else range(T)
+    steps = T if save else 1
+    has_c = kind.has_cell_state
+
+    states_h = gx.new_empty((T + 1, B, Hr))
+    states_h[0] = h0
+    states_c = None
+    if has_c:
+        states_c = gx.new_empty((T + 1 if save else 2, B, H))
+        states_c[0] = c0
+    # The native loop of the Elman RNN reads its saved activation, h_t, back from states_h.
+    act = _buffer(gx, steps, B, 0 if spec.native_loop and kind.gates == 1 else kind.saved * H,
+                  pooled=pooled)
+    # h before projection / zoneout (the projection's input is needed for dW_hr)
+    h_cand = _buffer(gx, steps, B, H, zero=variable and save, pooled=pooled) \
+        if (w_hr is not None or zoneout_h is not None) else None
+    xhat_all = _buffer(gx, steps, B, GH, zero=variable and save, pooled=pooled) if ln_weight is not None else None
+    rstd_all = _buffer(gx, steps, B, 1, pooled=pooled) if ln_weight is not None else None
+    w_hh_t = w_hh.t()
+    scratch = gx.new_empty((B, GH))                                  # the recurrent GEMM's result
+
+    if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
+        empty = gx.new_empty(0)
+        native.load().scan_forward(CELL_CODES[kind.name], gx, b_ih.contiguous() if bias_in_loop else empty,
+                                   w_hh, b_hh if b_hh is not None else empty,
+                                   states_h, states_c if has_c else empty, act, scratch,
+                                   list(spec.batch_sizes), spec.reverse, save)
+        order = ()
+    for k, t in enumerate(order):
+        n = spec.batch_sizes[t]
+        s = t if save else 0
+        h_prev, h_next = states_h[k, :n], states_h[k + 1, :n]
+        c_prev = c_next = None
+        if has_c:
+            kc = k if save else k % 2
+            c_prev, c_next = states_c[kc, :n], states_c[kc + 1 if save else 1 - kc]
+            if n < B:
+                c_next[n:] = states_c[kc, n:]                       # inactive rows carry c
+            c_next = c_next[:n]
+        if n < B:
+            states_h[k + 1, n:] = states_h[k, n:]                   # inactive rows carry h
+        forward_step(kind, gx[t, :n], h_prev, c_prev, w_hh_t, b_hh=b_hh, w_hr=w_hr,
+                     ln_weight=ln_weight, zh=_zone(zoneout_h, t, n), zc=_zone(zoneout_c, t, n),
+                     act=act[s, :n], h_next=h_next, c_next=c_next,
+                     h_cand=h_cand[s, :n] if h_cand is not None else None,
+                     xhat=xhat_all[s, :n] if xhat_all is not None else None,
+                     rstd=rstd_all[s, :n] if rstd_all is not None else None,
+                     scratch=scratch[:n])
+
+    output = states_h[1:]                                            # (T, B, Hr), processing order
+    if spec.reverse:
+        output = output.flip(0)
+    if variable:
+        output = output * _active_mask(spec.batch_sizes, B, output)
+    h_n = states_h[T].clone()
+    c_n = states_c[T if save else T % 2].clone() if has_c else None
+    if w_ih is not None:
+        workspace.give_back(gx)
+    if not save:
+        if pooled:
+            for buffer in (act, h_cand, xhat_all, rstd_all):
+                workspace.give_back(buffer)
+        return output, h_n, c_n, None
+    return output, h_n, c_n, Saved(spec, variable, (states_h, states_c, act, h_cand, xhat_all, rstd_all),
+                                   (zoneout_h, zoneout_c),
+                                   (x if w_ih is not None else None, w_ih, w_hh, b_hh, w_hr, ln_weight))
+
+
+def scan_backward(saved: Saved, d_output, d_h_n, d_c_n, needs: Sequence[bool]) -> tuple:
+    """BPTT (no autograd): the gradients of ``_Scan.apply``'s arguments (spec, x, w_ih, b_ih, w_hh,
+    h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c), None where ``needs`` (one flag per
+    argument, as ``ctx.needs_input_grad``) is False or there is none. ``d_output`` (T, B, Hr),
+    ``d_h_n`` (B, Hr), ``d_c_n`` (B, H), each possibly None."""
+    spec = saved.spec
+    kind = spec.kind
+    x, w_ih, w_hh, b_hh, w_hr, ln_weight = saved.tensors
+    states_h, states_c, act, h_cand, xhat_all, rstd_all = saved.buffers
+    zoneout_h, zoneout_c = saved.zoneout
+    T, B, _ = act.shape
+    GH, Hr = w_hh.shape
+    H = GH // kind.gates
+    order = range(T - 1, -1, -1) if spec.reverse else range(T)
+    like = dict(dtype=act.dtype, device=act.device)
+    zeros = torch.zeros if saved.variable else torch.empty
+
+    contiguous = torch.contiguous_format
+    dh = d_h_n.clone(memory_format=contiguous) if d_h_n is not None else torch.zeros(B, Hr, **like)
+    dc = None
+    if kind.has_cell_state:
+        dc = d_c_n.clone(memory_format=contiguous) if d_c_n is not None else torch.zeros(B, H, **like)
+    if d_output is None:
+        d_output = torch.zeros(T, B, Hr, **like)
+    # dL/d(gx): a workspace buffer when the projection's gradients are formed here, else returned
+    d_gx_all = workspace.take((T, B, GH), act, zero=saved.variable) if w_ih is not None else zeros(T, B, GH, **like)
+    gru_native = spec.native_loop and kind.separate_recurrent
+    # dL/d(gh) after layer norm (GRU only; for the RNN and LSTM it is d_gx), and before it.
+    # The GRU's native loop keeps only its n block, dL/d(gh_n) = dn * r (T, B, H): its r and z
+    # blocks are d_gx's (a (T, B, 3H) buffer less per pass).
+    d_gh_all = workspace.take((T, B, H), act, zero=saved.variable) if gru_native else \
+        zeros(T, B, GH, **like) if kind.separate_recurrent else d_gx_all
+    d_raw_all = zeros(T, B, GH, **like) if ln_weight is not None else d_gh_all
+    d_proj_all = zeros(T, B, Hr, **like) if w_hr is not None else None
+
+    steps = range(T - 1, -1, -1)
+    if spec.native_loop:                       # the same loop, run in C++ (native/cells.cpp)
+        empty = d_gx_all.new_empty(0)
+        native.load().scan_backward(CELL_CODES[kind.name], w_hh, states_h,
+                                    states_c if states_c is not None else empty, act, d_output, dh,
+                                    dc if dc is not None else empty, d_gx_all,
+                                    d_gh_all if gru_native else empty,
+                                    list(spec.batch_sizes), spec.reverse)
+        steps = ()
+    for k in steps:
+        t = order[k]
+        n = spec.batch_sizes[t]
+        g_h = dh[:n] + d_output[t, :n]                               # dL/dh_t, (n, Hr)
+        g_c = dc[:n] if dc is not None else None
+        zh, zc = _zone(zoneout_h, t, n), _zone(zoneout_c, t, n)
+        direct_h = direct_c = None
+        if zh is not None:
+            direct_h, g_h = g_h * zh, g_h * (1.0 - zh)
+        if zc is not None:
+            direct_c, g_c = g_c * zc, g_c * (1.0 - zc)
+        if w_hr is not None:
+            d_proj_all[t, :n] = g_h
+            g_h = torch.mm(g_h, w_hr)                                # (n, H)
+        h_prev = states_h[k, :n]
+        c_prev = states_c[k, :n] if states_c is not None else None
+        dh_direct = kind.backward(g_h, g_c, act[t, :n], h_prev, c_prev,
+                                  d_gx_all[t, :n], d_gh_all[t, :n], dc[:n] if dc is not None else None)
+        d_raw = d_gh_all[t, :n]
+        if ln_weight is not None and kind.native:
+            native.load().layer_norm_backward(d_raw, xhat_all[t, :n], rstd_all[t, :n],
+                                              ln_weight.contiguous(), d_raw_all[t, :n])
+            d_raw = d_raw_all[t, :n]
+        elif ln_weight is not None:
+            xhat = xhat_all[t, :n]
+            d_xhat = d_raw * ln_weight
+            d_raw = d_raw_all[t, :n]
+            torch.sub(d_xhat, d_xhat.mean(1, keepdim=True), out=d_raw)
+            d_raw.sub_(xhat * (d_xhat * xhat).mean(1, keepdim=True)).mul_(rstd_all[t, :n])
+        dh_next = torch.mm(d_raw, w_hh, out=dh[:n])                   # (n, Hr)
+        if dh_direct is not None:
+            dh_next += dh_direct
+        if direct_h is not None:
+            dh_next += direct_h
+        if direct_c is not None:
+            dc[:n] += direct_c
+
+    # Weight gradients: one GEMM each over all T*B rows.
+    h_prev_all = states_h[:-1].flip(0) if spec.reverse else states_h[:-1]    # (T, B, Hr) by time
+    # dL/d(gh) before layer norm, by blocks of gate rows
+    blocks = (d_gx_all[..., :2 * H], d_gh_all) if gru_native else (d_raw_all,)
+    d_w_hh = d_b_hh = d_w_hr = d_ln = None
+    if needs[4]:
+        parts = [_weight_grad(b, h_prev_all) for b in blocks]
+        d_w_hh = parts[0] if len(parts) == 1 else torch.cat(parts)                  # (GH, Hr)
+    # Column sums of d_gx: b_ih's gradient, and for the native GRU also the r and z blocks of b_hh's
+    d_gx_sums = d_gx_all.sum((0, 1)) if (w_ih is not None and needs[3]) or (gru_native and needs[7]) else None
+    if b_hh is not None and needs[7]:
+        d_b_hh = torch.cat([d_gx_sums[:2 * H], d_gh_all.sum((0, 1))]) if gru_native else d_gh_all.sum((0, 1))
+    if w_hr is not None and needs[8]:
+        d_w_hr = _weight_grad(d_proj_all, h_cand)                                   # (Hr, H)
+    if ln_weight is not None and needs[9]:
+        d_ln = (d_gh_all * xhat_all).sum((0, 1))
+    if gru_native:
+        workspace.give_back(d_gh_all)
+    d_x, d_w_ih = _project_backward(d_gx_all, x, w_ih, needs[1:3])
+    return (None, d_x, d_w_ih, d_gx_sums if w_ih is not None and needs[3] else None,
+            d_w_hh,
+            dh if needs[5] else None,
+            dc if needs[6] else None,
+            d_b_hh, d_w_hr, d_ln,
+            None, None)
 
 
 def _project(x: Tensor, w_ih: Optional[Tensor], b_ih: Optional[Tensor]) -> Tensor:

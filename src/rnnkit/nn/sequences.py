@@ -31,6 +31,9 @@ class Layout:
         packed: the input was a PackedSequence (the output will be one too).
         unbatched: the input was (T, I) (outputs lose the batch dimension).
         batch_first: the caller's padded tensors are (B, T, ...).
+        lengths: (B,) int64 lengths in the caller's row order, kept as a tensor instead of
+            ``batch_sizes`` while ``torch.compile``/``torch.export`` trace (rows unsorted: the
+            time loop's operator sorts them, ``rnnkit.nn.ops``), else None.
     """
 
     x: Tensor
@@ -40,6 +43,7 @@ class Layout:
     packed: bool
     unbatched: bool
     batch_first: bool
+    lengths: Optional[Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -131,6 +135,12 @@ def prepare(input: Union[Tensor, PackedSequence], lengths: Lengths, *,
         return layout
     if unbatched:
         raise ValueError("lengths is for batched input; an unbatched (seq_len, features) input has one sequence")
+    if isinstance(lengths, Tensor) and torch.compiler.is_compiling():
+        # the values are data the tracer does not have: the operator checks and sorts them
+        torch._check(lengths.dim() == 1 and lengths.shape[0] == x.shape[1],
+                     lambda: "lengths must have one entry per sequence in the batch")
+        layout.lengths = lengths.to(torch.int64)
+        return layout
     lengths = _check_lengths(lengths, T=x.shape[0], B=x.shape[1])
     if bool((lengths == x.shape[0]).all()):
         return layout

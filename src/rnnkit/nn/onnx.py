@@ -1,0 +1,82 @@
+"""ONNX export of rnnkit layers: ``rnnkit::scan`` as ONNX's own ``LSTM``, ``GRU`` and ``RNN``.
+
+    torch.onnx.export(model, (x,), "model.onnx", dynamo=True, dynamic_shapes=...,
+                      custom_translation_table=rnnkit.nn.onnx_translations())
+
+``torch.onnx.export`` (the ``torch.export``-based exporter) records each layer direction's time
+loop as one ``rnnkit::scan`` node (``rnnkit.nn.ops``); this table tells it how to write that node
+in ONNX. Each becomes one ONNX recurrent operator with dynamic batch and time axes. ONNX orders
+the gates differently from PyTorch (LSTM: i, o, f, c against PyTorch's i, f, g, o; GRU: z, r, h
+against r, z, n), so the weight and bias rows are permuted in the graph; the GRU uses
+``linear_before_reset=1``, PyTorch's definition. ONNX has no operator for an LSTM projection
+(``proj_size``), layer normalisation of the recurrent projection or zoneout: a layer with one of
+them is refused with one line at export. ``lengths`` given as a tensor become the operators'
+``sequence_lens``.
+
+Needs ``onnx`` and ``onnxscript`` (``pip install rnnkit[export]``; onnxruntime runs the result).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+# ONNX's gate order as indices into PyTorch's blocks of rows
+_ONNX_GATES = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
+
+UNSUPPORTED = ("rnnkit layers export to ONNX as its LSTM/GRU/RNN operators, which have no {what}: "
+               "export a layer without it")
+
+
+def onnx_translations() -> Dict[object, Callable]:
+    """The ``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``."""
+    import torch
+    from onnxscript import opset18 as op
+
+    from . import ops  # noqa: F401  (registers rnnkit::scan)
+
+    def permuted(rows, gates):
+        # (G*H, ...) rows in PyTorch's gate order -> ONNX's, with a leading direction axis
+        order = _ONNX_GATES[gates]
+        if len(order) > 1:
+            blocks = op.Split(rows, axis=0, num_outputs=len(order))
+            rows = op.Concat(*[blocks[i] for i in order], axis=0)
+        return op.Unsqueeze(rows, [0])
+
+    def scan(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths, mode,
+             batch_sizes, reverse, save):
+        for value, what in ((w_hr, "projection (proj_size)"), (ln_weight, "layer normalisation"),
+                            (zoneout_h, "zoneout"), (zoneout_c, "zoneout")):
+            if value is not None:
+                raise ValueError(UNSUPPORTED.format(what=what))
+        if w_ih is None:
+            raise ValueError(UNSUPPORTED.format(what="layer normalisation"))
+        if batch_sizes:
+            raise ValueError("rnnkit layers run with lengths given as a list (or a PackedSequence) cannot be exported: "
+                             "give lengths as a (batch,) tensor input of the model")
+        hidden = w_hh.shape[1]
+        W, R = permuted(w_ih, mode), permuted(w_hh, mode)
+        B = None
+        if b_ih is not None:
+            wb = permuted(b_ih, mode)                                           # (1, G*H)
+            rb = permuted(b_hh, mode) if b_hh is not None else op.Mul(wb, op.CastLike(0.0, wb))
+            B = op.Concat(wb, rb, axis=1)                                      # (1, 2*G*H)
+        initial_h = op.Unsqueeze(h0, [0])                                      # (1, B, H)
+        sequence_lens = op.Cast(lengths, to=6) if lengths is not None else None   # (B,) int32
+        direction = "reverse" if reverse else "forward"
+        nothing = op.CastLike(op.Constant(value_floats=[]), x)
+        if mode == "lstm":
+            Y, Y_h, Y_c = op.LSTM(x, W, R, B, sequence_lens, initial_h, op.Unsqueeze(c0, [0]), hidden_size=hidden,
+                                  direction=direction)
+            c_n = op.Squeeze(Y_c, [0])
+        elif mode == "gru":
+            Y, Y_h = op.GRU(x, W, R, B, sequence_lens, initial_h, hidden_size=hidden, direction=direction,
+                            linear_before_reset=1)
+            c_n = nothing
+        else:
+            Y, Y_h = op.RNN(x, W, R, B, sequence_lens, initial_h, hidden_size=hidden, direction=direction,
+                            activations=["Relu" if mode == "rnn_relu" else "Tanh"])
+            c_n = nothing
+        output = op.Squeeze(Y, [1])                                            # (T, 1, B, H) -> (T, B, H)
+        return (output, op.Squeeze(Y_h, [0]), c_n) + (nothing,) * 6
+
+    return {torch.ops.rnnkit.scan.default: scan}
