@@ -24,7 +24,7 @@ SPEC = TaskSpec(
 )
 
 __getattr__, __dir__, _lazy = exports(__name__, {
-    "fit": ".api", "evaluate": ".api", "predict": ".api", "explain": ".api", "load": ".api",
+    "fit": ".api", "evaluate": ".api", "predict": ".api", "explain": ".api", "load": ".api", "exportable": ".api",
     "predict_rows": ".api", "show": ".api", "checkpoint_paths": ".api",
     "SequenceClassifier": ".model", "ClassifierOutput": ".model", "init_from_lm": ".model",
     "ClassifierTask": ".task", "balanced_weights": ".task",

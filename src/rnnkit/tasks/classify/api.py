@@ -251,3 +251,36 @@ def show(row: dict) -> str:
 
 
 __all__ = ["fit", "evaluate", "predict", "explain", "predict_rows", "show", "load", "checkpoint_paths"]
+
+
+class _Logits(torch.nn.Module):
+    """The classifier's logits (B, C) of padded inputs and their (B,) lengths."""
+
+    def __init__(self, model: SequenceClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs, lengths):
+        return self.model(inputs, lengths).logits
+
+
+def exportable(trained: TrainedClassifier):
+    """``rnnkit export``: ``(inputs, lengths) -> logits``; inputs (B, T) token ids padded with 0, or
+    (B, T, F) standardised features; lengths (B,) int64."""
+    from rnnkit.export import Exportable
+
+    if isinstance(trained, Ensemble):
+        raise ValueError("rnnkit export takes one classifier checkpoint, not an ensemble: export each member")
+    config = trained.model.config
+
+    def make_inputs(batch: int, length: int, generator: torch.Generator):
+        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+        lengths[0] = length
+        real = (torch.arange(length) < lengths.unsqueeze(1))                               # (B, T)
+        if config.num_embeddings:
+            ids = torch.randint(1, config.num_embeddings, (batch, length), generator=generator)
+            return ids * real, lengths
+        return torch.randn(batch, length, config.input_size, generator=generator) * real.unsqueeze(-1), lengths
+
+    return Exportable(_Logits(trained.model).eval(), make_inputs, ["inputs", "lengths"], ["logits"],
+                      {"inputs": {0: "batch", 1: "length"}, "lengths": {0: "batch"}})

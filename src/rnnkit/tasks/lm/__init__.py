@@ -24,7 +24,8 @@ SPEC = TaskSpec(
 )
 
 __getattr__, __dir__, _lazy = exports(__name__, {
-    "fit": ".api", "evaluate": ".api", "generate": ".api", "predict_rows": ".api", "load": ".api", "show": ".api",
+    "fit": ".api", "evaluate": ".api", "generate": ".api", "predict_rows": ".api", "load": ".api",
+    "exportable": ".api", "show": ".api",
     "LanguageModel": ".model", "sample": ".model", "embedding_dropout": ".model",
     "LanguageModelTask": ".task", "TrainedLanguageModel": ".task",
 })

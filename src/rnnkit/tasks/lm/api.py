@@ -127,3 +127,48 @@ def load(path, *, device: str = "cpu") -> TrainedLanguageModel:
     model, task, checkpoint = load_task_model(path, "lm", lambda task: LanguageModel(LMConfig(**task["model"])),
                                               device)
     return TrainedLanguageModel(model, Vocabulary.from_dict(task["vocab"]), checkpoint.config)
+
+
+class _StepWithState(torch.nn.Module):
+    """The language model with its state as flat tensors: ``(tokens, h_0[, c_0], h_1, ...) ->
+    (logits, new h_0[, c_0], ...)``, each state (num_layers*directions, B, size) as the layer's."""
+
+    def __init__(self, model: LanguageModel):
+        super().__init__()
+        self.model = model
+        self.pairs = [layer.kind.has_cell_state for layer in model.layers]
+
+    def forward(self, tokens, *flat):
+        states, i = [], 0
+        for pair in self.pairs:
+            states.append((flat[i], flat[i + 1]) if pair else flat[i])
+            i += 2 if pair else 1
+        logits, new = self.model(tokens, states)
+        out = [logits]
+        for state in new:
+            out += list(state) if isinstance(state, tuple) else [state]
+        return tuple(out)
+
+
+def exportable(trained: TrainedLanguageModel):
+    """``rnnkit export``: the model over a (T, B) window of token ids from a given state, returning
+    the logits (T, B, V) and the new state, so a runtime can generate step by step."""
+    from rnnkit.export import Exportable
+
+    model = trained.model
+    names, sizes, dynamic = ["tokens"], [], {"tokens": {0: "length", 1: "batch"}}
+    for k, layer in enumerate(model.layers):
+        depth = layer.num_layers * (2 if layer.bidirectional else 1)
+        parts = [("h", layer.proj_size or layer.hidden_size)] + ([("c", layer.hidden_size)] if layer.kind.has_cell_state
+                                                                 else [])
+        for letter, size in parts:
+            names.append(f"{letter}{k}")
+            sizes.append((depth, size))
+            dynamic[f"{letter}{k}"] = {1: "batch"}
+
+    def make_inputs(batch: int, length: int, generator: torch.Generator):
+        tokens = torch.randint(0, model.config.vocab_size, (length, batch), generator=generator)
+        return (tokens, *(0.5 * torch.randn(depth, batch, size, generator=generator) for depth, size in sizes))
+
+    outputs = ["logits"] + [f"new_{name}" for name in names[1:]]
+    return Exportable(_StepWithState(model).eval(), make_inputs, names, outputs, dynamic)

@@ -33,7 +33,8 @@ SPEC = TaskSpec(
 )
 
 __getattr__, __dir__, _lazy = exports(__name__, {
-    "fit": ".api", "evaluate": ".api", "transcribe": ".api", "load": ".api", "predict_rows": ".api", "show": ".api",
+    "fit": ".api", "evaluate": ".api", "transcribe": ".api", "load": ".api",
+    "exportable": ".api", "predict_rows": ".api", "show": ".api",
     "stream_file": ".api", "AcousticModel": ".model", "TrainedRecogniser": ".task", "Stream": ".task",
     "SpeechTask": ".task", "read_audio": ".audio", "read_corpus": ".corpus", "log_mel": ".features",
     "FeatureConfig": ".features", "greedy_decode": ".ctc", "prefix_beam_search": ".ctc", "CharNgram": ".ctc",

@@ -22,11 +22,10 @@ from ..classify.metrics import classification_metrics, per_class, single_label_s
 from ..spec import single_checkpoint
 from .audio import read_audio
 from .batches import Augment, SpeechBatches, Units, global_stats
-from .config import SpeechData, SpeechDecoding
+from .config import SpeechData, SpeechDecoding, SpeechModel
 from .corpus import Utterance, read_corpus
 from .ctc import CharNgram
 from .digits import connected_utterances
-from .config import SpeechModel
 from .model import AcousticModel
 from .task import Recognition, SpeechTask, TrainedRecogniser, error_rates
 
@@ -322,3 +321,24 @@ def evaluate(checkpoints, path, *, encoding: Optional[str] = None, batch_size: O
             "insertions": rates.get("insertions", 0), "seconds": round(seconds, 2), "beam": options.beam,
             "worst": [{"audio": n, "wer": round(w, 4), "reference": r, "hypothesis": h}
                       for w, n, r, h in scored[:worst] if w > 0]}
+
+
+def exportable(trained: TrainedRecogniser):
+    """``rnnkit export``: the acoustic model on feature frames, ``(features (B, T, F), lengths (B,))
+    -> (outputs, steps)``: CTC log-probabilities (B, T', units) and the (B,) encoder steps, or the
+    words head's logits (B, classes). The features are the checkpoint's own (``trained.features``,
+    normalised as it says); computing them from audio stays outside the exported model."""
+    from rnnkit.export import Exportable
+
+    model = trained.model
+    width = model.config.input_size
+
+    def make_inputs(batch: int, length: int, generator: torch.Generator):
+        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+        lengths[0] = length
+        real = (torch.arange(length) < lengths.unsqueeze(1)).unsqueeze(-1)                 # (B, T, 1)
+        return torch.randn(batch, length, width, generator=generator) * real, lengths
+
+    return Exportable(model, make_inputs, ["features", "lengths"], ["outputs", "steps"],
+                      {"features": {0: "batch", 1: "length"}, "lengths": {0: "batch"}},
+                      min_length=model.config.factor() + 1)      # at least two encoder steps

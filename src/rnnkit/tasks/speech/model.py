@@ -66,8 +66,10 @@ class AcousticModel(nn.Module):
         steps = subsampled_lengths(lengths, c)
         if c.subsample == "stack":
             B, T, Fd = features.shape
-            pad = (-T) % c.stack
-            x = F.pad(features, (0, 0, 0, pad)).reshape(B, (T + pad) // c.stack, c.stack * Fd)
+            # T padded up to whole groups of c.stack frames, written without a modulo so that
+            # torch.export can prove the reshape for any T
+            joined = (T + c.stack - 1) // c.stack
+            x = F.pad(features, (0, 0, 0, joined * c.stack - T)).reshape(B, joined, c.stack * Fd)
         elif c.subsample == "conv":
             x, frames = features.unsqueeze(1), lengths                          # (B, 1, T, F)
             for conv in self.conv:

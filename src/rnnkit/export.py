@@ -1,0 +1,179 @@
+"""``rnnkit export``: a checkpoint's inference model as a ``torch.export`` program (.pt2) or ONNX.
+
+Each task's API module says what its inference model is with ``exportable(trained) ->
+Exportable``: a module whose inputs and outputs are tensors, how to make inputs for it from the
+checkpoint's own sizes (vocabulary, features), their names and which of their axes are dynamic.
+``export`` writes the file to a temporary name beside ``output``, runs it (the loaded program,
+or onnxruntime for ONNX) on inputs of two batch sizes and lengths the export never saw, compares
+each output with PyTorch's, and only then renames it to ``output``: a largest difference above
+``tolerance`` is an error and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+FORMATS = ("onnx", "pt2")
+TOLERANCE = 1e-4
+#: (batch, length) of the inputs the export is traced with, and of those it is checked on
+TRACE_SHAPE = (3, 8)
+CHECK_SHAPES = ((2, 5), (5, 13))
+
+
+@dataclass
+class Exportable:
+    """A task's inference model in exportable form.
+
+    Attributes:
+        module: eval-mode module; ``module(*inputs)`` returns a tensor or a tuple of tensors.
+        make_inputs: ``(batch, length, generator) -> tuple of tensors`` for ``module``.
+        input_names: one name per input (the ONNX graph's input names).
+        output_names: one name per output.
+        dynamic: input name -> ``{axis: "batch" | "length"}``, the axes that take any size.
+        min_length: the shortest input the model takes (a convolutional front end needs a few frames).
+    """
+
+    module: nn.Module
+    make_inputs: Callable[[int, int, torch.Generator], Tuple[Tensor, ...]]
+    input_names: List[str]
+    output_names: List[str]
+    dynamic: Dict[str, Dict[int, str]]
+    min_length: int = 2
+
+
+@dataclass
+class ExportReport:
+    """What ``export`` wrote: ``path``, ``format``, the largest difference from PyTorch over the
+    checks, and the (batch, length) shapes checked."""
+
+    path: Path
+    format: str
+    max_difference: float
+    checked: Sequence[Tuple[int, int]]
+
+
+def export(checkpoint, output, fmt: str, *, tolerance: float = TOLERANCE, force: bool = False) -> ExportReport:
+    """Export the inference model of ``checkpoint`` to ``output`` as ``fmt`` ("onnx" or "pt2").
+
+    Raises:
+        ValueError: an unknown format, a tolerance not above 0, an existing ``output`` without
+            ``force``, a task without an exportable model, an option ONNX cannot express, or a
+            written file whose results differ from PyTorch's by more than ``tolerance`` (the file
+            is then removed and ``output`` left as it was).
+    """
+    from rnnkit.tasks import load, spec_of
+
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not tolerance > 0:
+        raise ValueError(f"--tolerance must be above 0, got {tolerance}")
+    if Path(output).is_file() and not force:
+        raise ValueError(f"--output {output} exists; pass --force to replace it")
+    spec = spec_of(checkpoint, verb="rnnkit export")
+    api = spec.module()
+    if not hasattr(api, "exportable"):
+        raise ValueError(f"rnnkit export does not support {spec.name!r} checkpoints yet (it exports lm, classify and "
+                         f"speech models)")
+    exportable = api.exportable(load(checkpoint))
+    output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a directory; give a file name such as model.{fmt}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with torch.no_grad():
+            write(exportable, partial, fmt)
+            difference = check(exportable, partial, fmt)
+        if not difference <= tolerance:
+            raise ValueError(f"the exported {fmt} model differs from PyTorch by {difference:.3g} (more than "
+                             f"{tolerance:g}): nothing was written to {output}")
+        os.replace(partial, output)
+    finally:
+        for leftover in (partial, partial.with_name(partial.name + ".data")):
+            if leftover.exists():
+                leftover.unlink()
+    return ExportReport(output, fmt, difference, CHECK_SHAPES)
+
+
+def dynamic_shapes(exportable: Exportable) -> dict:
+    """``torch.export`` dynamic shapes of ``exportable``'s inputs (sizes up to 4096, from 2: 0 and 1
+    would be specialised)."""
+    dims = {"batch": torch.export.Dim("batch", min=2, max=4096),
+            "length": torch.export.Dim("length", min=max(2, exportable.min_length), max=4096)}
+    return {name: {axis: dims[kind] for axis, kind in exportable.dynamic.get(name, {}).items()} or None
+            for name in exportable.input_names}
+
+
+def write(exportable: Exportable, path: Path, fmt: str) -> None:
+    """Trace ``exportable`` at ``TRACE_SHAPE`` and write it to ``path`` as ``fmt``."""
+    inputs = exportable.make_inputs(*TRACE_SHAPE, torch.Generator().manual_seed(0))
+    shapes = _by_position(exportable, dynamic_shapes(exportable))
+    if fmt == "pt2":
+        program = torch.export.export(_Positional(exportable.module), inputs, dynamic_shapes=shapes)
+        torch.export.save(program, str(path))
+        return
+    from rnnkit.nn import onnx_translations
+
+    torch.onnx.export(_Positional(exportable.module), inputs, str(path), dynamo=True, dynamic_shapes=shapes,
+                      input_names=exportable.input_names, output_names=exportable.output_names,
+                      custom_translation_table=onnx_translations(), external_data=False, verbose=False)
+
+
+def check(exportable: Exportable, path: Path, fmt: str) -> float:
+    """The largest absolute difference between the file at ``path`` and PyTorch, over every output
+    at each of ``CHECK_SHAPES`` (inf when a shape or a value is not finite where PyTorch's is)."""
+    run = _runner(path, fmt, exportable)
+    worst = 0.0
+    for k, (batch, length) in enumerate(CHECK_SHAPES):
+        inputs = exportable.make_inputs(batch, length, torch.Generator().manual_seed(k + 1))
+        want = _as_tuple(exportable.module(*inputs))
+        got = run(inputs)
+        if len(got) != len(want):
+            return float("inf")
+        for a, b in zip(want, got):
+            b = torch.as_tensor(b)
+            if a.shape != b.shape:
+                return float("inf")
+            if a.numel():
+                diff = (a.double() - b.double()).abs().nan_to_num(nan=float("inf")).max().item()
+                worst = max(worst, diff)
+    return worst
+
+
+def _runner(path: Path, fmt: str, exportable: Exportable) -> Callable:
+    if fmt == "pt2":
+        program = torch.export.load(str(path)).module()
+        return lambda inputs: _as_tuple(program(*inputs))
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ValueError("checking an ONNX export needs onnxruntime: pip install rnnkit[export]") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return lambda inputs: tuple(torch.from_numpy(o) for o in session.run(
+        None, {name: t.numpy() for name, t in zip(names, inputs)}))
+
+
+class _Positional(nn.Module):
+    # The module with positional tensor inputs only, as both exporters take them.
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.inner = module
+
+    def forward(self, *inputs):
+        return self.inner(*inputs)
+
+
+def _by_position(exportable: Exportable, shapes: dict) -> tuple:
+    # _Positional takes *inputs: its dynamic shapes are one tuple, in input order
+    return (tuple(shapes[name] for name in exportable.input_names),)
+
+
+def _as_tuple(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
