@@ -6,13 +6,15 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from rnnkit.cli import main
 from rnnkit.export import Exportable, check, export, write
-from rnnkit.tasks import classify, lm, speech
+from rnnkit.tasks import classify, forecast, lm, speech
 from rnnkit.tasks.classify import ClassifyData
+from rnnkit.tasks.forecast import ForecastData
 from rnnkit.tasks.lm import LMData
 from rnnkit.tasks.speech import SpeechData
 from rnnkit.tasks.speech.synthetic import write_words
@@ -27,7 +29,8 @@ WORDS = "the a cat dog sat ran on under mat log".split()
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny checkpoint of each task rnnkit export knows: a 2-layer LSTM language model, a GRU text
-    classifier with max/mean/last pooling, a words-head and a CTC speech model (conv and stack)."""
+    classifier with max/mean/last pooling, a words-head and a CTC speech model (conv and stack), and
+    a direct-decoder forecaster of two input lengths with series embeddings and a log transform."""
     root = tmp_path_factory.mktemp("export")
     rng = random.Random(0)
     text = root / "text.txt"
@@ -51,10 +54,17 @@ def runs(tmp_path_factory):
                                                                      connected_valid=4, units="words"),
                model=dict(head="ctc", hidden_size=8, num_layers=2, stack=3, bidirectional=False),
                train=TrainConfig(**TRAIN))
+    hours = pd.date_range("2026-01-01", periods=24 * 6, freq="h")
+    series = pd.concat([pd.DataFrame({"unique_id": f"s{k}", "ds": hours,
+                                      "y": 10 + k + np.sin(np.arange(len(hours)) * 2 * np.pi / 24)})
+                        for k in range(4)])
+    out["forecast"] = root / "forecast"
+    forecast.fit(series, out["forecast"], data=ForecastData(horizon=6, input_size=24, batch_size=8, log=True),
+                 model=dict(hidden_size=8, num_layers=1, id_embedding=2), train=TrainConfig(**TRAIN), ensemble=2)
     return out
 
 
-@pytest.mark.parametrize("task", ["lm", "classify", "speech_words", "speech_ctc"])
+@pytest.mark.parametrize("task", ["lm", "classify", "speech_words", "speech_ctc", "forecast"])
 @pytest.mark.parametrize("fmt", ["onnx", "pt2"])
 def test_export_writes_a_checked_file_of_each_task(runs, task, fmt, tmp_path, capsys):
     output = tmp_path / f"model.{fmt}"

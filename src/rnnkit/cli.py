@@ -463,7 +463,8 @@ def _add_export(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="write a checkpoint's inference model as ONNX or a torch.export program, checked",
         description="Write the inference model of a checkpoint (lm: tokens and state to logits and the new state; "
-                    "classify: inputs and lengths to logits; speech: features and lengths to outputs) as ONNX "
+                    "classify: inputs and lengths to logits; speech: features and lengths to outputs; forecast: "
+                    "window tensors to quantiles) as ONNX "
                     "(onnxruntime runs it) or as a torch.export program (.pt2), with dynamic batch and length. "
                     "After writing, the file is run on inputs of two new shapes and compared with PyTorch; a "
                     "difference above the tolerance is an error and leaves no file.")

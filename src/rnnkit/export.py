@@ -78,8 +78,8 @@ def export(checkpoint, output, fmt: str, *, tolerance: float = TOLERANCE, force:
     spec = spec_of(checkpoint, verb="rnnkit export")
     api = spec.module()
     if not hasattr(api, "exportable"):
-        raise ValueError(f"rnnkit export does not support {spec.name!r} checkpoints yet (it exports lm, classify and "
-                         f"speech models)")
+        raise ValueError(f"rnnkit export does not support {spec.name!r} checkpoints yet (it exports lm, classify, "
+                         f"forecast and speech models)")
     exportable = api.exportable(load(checkpoint))
     output = Path(output)
     if output.is_dir():

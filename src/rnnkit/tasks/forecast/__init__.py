@@ -29,6 +29,7 @@ SPEC = TaskSpec(
 
 __getattr__, __dir__, _lazy = exports(__name__, {
     "fit": ".api", "predict": ".api", "evaluate": ".api", "backtest": ".api", "load": ".api", "read": ".api",
+    "exportable": ".api",
     "predict_rows": ".api", "show": ".api", "forecast_frame": ".api",
     "read_series": ".series", "SeriesSet": ".series", "ForecastEnsemble": ".model", "Forecaster": ".model",
     "TrainedForecaster": ".task", "baselines": ".baselines", "metrics": ".metrics",

@@ -24,7 +24,7 @@ from .config import BASELINE_METHODS, ForecastData, ForecastModel, ensemble_size
 from .model import ForecastEnsemble
 from .series import SeriesSet, read_future, read_series
 from .task import ForecastTask, HorizonWindows, TrainedForecaster, clean_history, levels_of
-from .windows import Features, TrainWindows, prepare
+from .windows import Features, ForecastBatch, TrainWindows, prepare
 
 
 def read(source, data: dict, *, what: str = "data") -> SeriesSet:
@@ -283,3 +283,50 @@ def predict_rows(checkpoints, inputs: Sequence[str], *, data=None, horizon=None,
 def show(row: dict) -> str:
     """How ``rnnkit predict`` prints a forecast row: tab-separated values."""
     return "\t".join(f"{value:.6g}" if isinstance(value, float) else str(value) for value in row.values())
+
+
+class _Forecast(torch.nn.Module):
+    """A forecaster's quantiles (B, H, Q), in the data's units, from the tensors of its windows."""
+
+    def __init__(self, model: ForecastEnsemble, log: bool):
+        super().__init__()
+        self.model, self.log, self.levels = model, log, list(model.config.quantiles)
+
+    def forward(self, target, observed, lagged, known, past, index, loc, scale):
+        batch = ForecastBatch(target, observed, lagged, known, past, index, loc, scale, self.model.context)
+        values = loc.view(-1, 1, 1) + scale.view(-1, 1, 1) * self.model.quantiles(batch, self.levels)
+        return torch.expm1(values) if self.log else values
+
+
+def exportable(trained: TrainedForecaster):
+    """``rnnkit export``: a direct-decoder forecaster, ``(target, observed, lagged, known, past,
+    series_index, series_loc, series_scale) -> quantiles (B, H, Q)`` in the data's units: the ``ForecastBatch`` fields
+    of B windows of L context + H horizon steps (L, H and the feature widths fixed by the
+    checkpoint, B dynamic). Making those windows from a history stays outside the model."""
+    from rnnkit.export import Exportable
+
+    model = trained.model
+    config = model.config
+    if config.decoder != "direct":
+        raise ValueError("rnnkit export writes deterministic models, and the autoregressive decoder samples its "
+                         "forecasts: export a forecaster trained with --decoder direct")
+    L, H = model.context, config.horizon
+    lags = len(model.members[0].lags)
+
+    def make_inputs(batch: int, length: int, generator: torch.Generator):
+        steps = L + H
+        observed = (torch.rand(batch, steps, generator=generator) > 0.1).float()
+        observed[:, L:] = 0                                                           # the horizon is unknown
+        target = torch.randn(batch, steps, generator=generator) * observed
+        past = torch.randn(batch, steps, config.past_features, generator=generator)
+        past[:, L:] = 0
+        index = torch.randint(0, config.num_series, (batch,), generator=generator) if config.num_series \
+            else torch.full((batch,), -1)
+        return (target, observed, torch.randn(batch, steps, lags, generator=generator),
+                torch.randn(batch, steps, config.known_features, generator=generator), past, index,
+                torch.randn(batch, generator=generator), torch.rand(batch, generator=generator) + 0.5)
+
+    # (the ONNX graph's names: "index" would collide with a node's)
+    names = ["target", "observed", "lagged", "known", "past", "series_index", "series_loc", "series_scale"]
+    return Exportable(_Forecast(model, trained.features.log).eval(), make_inputs, names, ["quantiles"],
+                      {name: {0: "batch"} for name in names})

@@ -92,7 +92,7 @@ class Forecaster(nn.Module):
         x = self._inputs(batch, batch.target[:, :L], batch.observed[:, :L], steps)
         out, _ = self._encode(x)
         last = F.dropout(out[:, -1], self.config.dropout, self.training)           # (B, Hd)
-        contexts = torch.relu(self.globals(last)).view(len(last), H, -1)          # (B, H, Hd)
+        contexts = torch.relu(self.globals(last)).view(last.shape[0], H, -1)      # (B, H, Hd)
         seasonal = self._last_season(batch)                                        # (B, H, 2)
         local = torch.cat([contexts, last.unsqueeze(1).expand_as(contexts), batch.known[:, L:L + H].to(last.dtype),
                            seasonal.to(last.dtype)], -1)
@@ -239,7 +239,11 @@ class ForecastEnsemble(nn.Module):
     def quantiles(self, batch: ForecastBatch, levels: Sequence[float], samples: Optional[int] = None) -> Tensor:
         """(B, H, Q): the median over members of their quantile forecasts, increasing along Q."""
         each = torch.stack([member.quantiles(view, levels, samples) for member, view in self._views(batch)])
-        return each.median(dim=0).values.sort(dim=-1).values if len(each) > 1 else each[0]
+        if len(each) == 1:
+            return each[0]
+        # torch.median's (the lower middle one for an even count), by sorting: ONNX has no median
+        middle = each.sort(dim=0).values[(len(each) - 1) // 2]
+        return middle.sort(dim=-1).values
 
     def config_dict(self) -> dict:
         return asdict(self.config)
