@@ -31,7 +31,9 @@ def enabled() -> bool:
 def _build(flags: list) -> object:
     from torch.utils.cpp_extension import get_default_build_root
     from torch.utils.cpp_extension import load as build
-    tag = hashlib.sha1((SOURCE.read_text() + " ".join(flags)).encode()).hexdigest()[:10]
+    # The source's path is in the name too: torch's build records it, and two checkouts sharing one
+    # name rebuilt each other's extension (and waited on each other's lock) at every switch.
+    tag = hashlib.sha1((SOURCE.read_text() + " ".join(flags) + str(SOURCE.resolve())).encode()).hexdigest()[:10]
     name = f"rnnkit_cells_{tag}"
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
     # torch builds in root/NAME, or in root/py311_cpu/NAME when TORCH_EXTENSIONS_DIR is unset
