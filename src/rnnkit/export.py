@@ -4,9 +4,10 @@ Each task's API module says what its inference model is with ``exportable(traine
 Exportable``: a module whose inputs and outputs are tensors, how to make inputs for it from the
 checkpoint's own sizes (vocabulary, features), their names and which of their axes are dynamic.
 ``export`` writes the file to a temporary name beside ``output``, runs it (the loaded program,
-or onnxruntime for ONNX) on inputs of two batch sizes and lengths the export never saw, compares
-each output with PyTorch's, and only then renames it to ``output``: a largest difference above
-``tolerance`` is an error and leaves no file behind.
+or onnxruntime for ONNX) on inputs of two shapes the export never saw (one shortest sequence at
+batch 1, and a batch of 5 longer ones), compares each output with PyTorch's, and only then
+renames it to ``output``: a largest difference above ``tolerance`` is an error and leaves no
+file behind.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ FORMATS = ("onnx", "pt2")
 TOLERANCE = 1e-4
 #: (batch, length) of the inputs the export is traced with, and of those it is checked on
 TRACE_SHAPE = (3, 8)
-CHECK_SHAPES = ((2, 5), (5, 13))
+
 
 
 @dataclass
@@ -44,7 +45,12 @@ class Exportable:
     input_names: List[str]
     output_names: List[str]
     dynamic: Dict[str, Dict[int, str]]
-    min_length: int = 2
+    min_length: int = 1
+
+    def check_shapes(self) -> Tuple[Tuple[int, int], ...]:
+        """(batch, length) of the checks: a single shortest input (a language model's generation
+        step is one token of one sequence) and a batch of longer ones."""
+        return (1, self.min_length), (5, 13)
 
 
 @dataclass
@@ -98,14 +104,14 @@ def export(checkpoint, output, fmt: str, *, tolerance: float = TOLERANCE, force:
         for leftover in (partial, partial.with_name(partial.name + ".data")):
             if leftover.exists():
                 leftover.unlink()
-    return ExportReport(output, fmt, difference, CHECK_SHAPES)
+    return ExportReport(output, fmt, difference, exportable.check_shapes())
 
 
 def dynamic_shapes(exportable: Exportable) -> dict:
-    """``torch.export`` dynamic shapes of ``exportable``'s inputs (sizes up to 4096, from 2: 0 and 1
-    would be specialised)."""
-    dims = {"batch": torch.export.Dim("batch", min=2, max=4096),
-            "length": torch.export.Dim("length", min=max(2, exportable.min_length), max=4096)}
+    """``torch.export`` dynamic shapes of ``exportable``'s inputs: batch 1-4096, length
+    ``min_length``-4096 (traced at ``TRACE_SHAPE``, so that neither is specialised to it)."""
+    dims = {"batch": torch.export.Dim("batch", min=1, max=4096),
+            "length": torch.export.Dim("length", min=exportable.min_length, max=4096)}
     return {name: {axis: dims[kind] for axis, kind in exportable.dynamic.get(name, {}).items()} or None
             for name in exportable.input_names}
 
@@ -127,10 +133,11 @@ def write(exportable: Exportable, path: Path, fmt: str) -> None:
 
 def check(exportable: Exportable, path: Path, fmt: str) -> float:
     """The largest absolute difference between the file at ``path`` and PyTorch, over every output
-    at each of ``CHECK_SHAPES`` (inf when a shape or a value is not finite where PyTorch's is)."""
+    at each of ``exportable.check_shapes()`` (inf when a shape differs or a value is not finite
+    where PyTorch's is)."""
     run = _runner(path, fmt, exportable)
     worst = 0.0
-    for k, (batch, length) in enumerate(CHECK_SHAPES):
+    for k, (batch, length) in enumerate(exportable.check_shapes()):
         inputs = exportable.make_inputs(batch, length, torch.Generator().manual_seed(k + 1))
         want = _as_tuple(exportable.module(*inputs))
         got = run(inputs)
