@@ -139,3 +139,22 @@ def test_the_exported_language_model_carries_its_state_like_pytorch(runs, tmp_pa
         want, want_state = trained.model(tokens, None)
     torch.testing.assert_close(logits, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state[2], want_state[1][0], rtol=1e-5, atol=1e-5)
+
+
+def test_an_onnx_export_the_exporter_refuses_is_one_line_naming_the_reason(tmp_path):
+    pytest.importorskip("onnxscript", reason="onnxscript is in the test extra; install rnnkit[test]")
+    import rnnkit.nn as rnn
+
+    class Projected(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = rnn.LSTM(3, 5, proj_size=2)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    exportable = Exportable(Projected().eval(), lambda b, t, g: (torch.randn(t, b, 3, generator=g),), ["x"],
+                            ["y"], {"x": {0: "length", 1: "batch"}})
+    with pytest.raises(ValueError, match=r"^ONNX export failed: .*no projection \(proj_size\)") as info:
+        write(exportable, tmp_path / "p.onnx", "onnx")
+    assert "\n" not in str(info.value)

@@ -126,9 +126,16 @@ def write(exportable: Exportable, path: Path, fmt: str) -> None:
         return
     from rnnkit.nn import onnx_translations
 
-    torch.onnx.export(_Positional(exportable.module), inputs, str(path), dynamo=True, dynamic_shapes=shapes,
-                      input_names=exportable.input_names, output_names=exportable.output_names,
-                      custom_translation_table=onnx_translations(), external_data=False, verbose=False)
+    try:
+        torch.onnx.export(_Positional(exportable.module), inputs, str(path), dynamo=True, dynamic_shapes=shapes,
+                          input_names=exportable.input_names, output_names=exportable.output_names,
+                          custom_translation_table=onnx_translations(), external_data=False, verbose=False)
+    except Exception as error:       # the exporter wraps the reason (ours among them) in pages of report
+        cause = error
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ValueError(f"ONNX export failed: {reason}") from error
 
 
 def check(exportable: Exportable, path: Path, fmt: str) -> float:
