@@ -12,7 +12,6 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from . import cells
 from .recurrent_module import RecurrentModule
 from .scan import scan
 from .sequences import check_dtype, check_features, check_floating

@@ -18,7 +18,7 @@ with lengths compile without a graph break and export with dynamic shapes.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -32,24 +32,12 @@ def _kind(mode: str, like: Tensor):
     return fastest(CELL_KINDS[mode], like.dtype, like.device.type)
 
 
-def _spec(mode: str, x: Tensor, batch_sizes: Sequence[int], reverse: bool, save: bool, plain: bool):
-    from .scan import ScanSpec
-
-    kind = _kind(mode, x)
-    sizes = tuple(batch_sizes) if batch_sizes else (x.shape[1],) * x.shape[0]
-    return ScanSpec(kind, sizes, reverse, save, plain and kind.native)
-
-
 def _none(t: Optional[Tensor]) -> Optional[Tensor]:
     return None if t is None or t.numel() == 0 else t
 
 
 def _empty(like: Tensor) -> Tensor:
     return like.new_empty(_EMPTY_SHAPE)
-
-
-def _plain(w_hr, ln_weight, zoneout_h, zoneout_c) -> bool:
-    return w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
 
 
 class _Rows:
@@ -83,14 +71,14 @@ def scan_op(x: Tensor, w_ih: Optional[Tensor], b_ih: Optional[Tensor], w_hh: Ten
     its state at the last of them), or from ``batch_sizes`` (rows already sorted longest first),
     or, with neither, every row is active at every step. Zoneout weights are (T, B, .) tensors
     here (an evaluation-mode p as a filled tensor). The saved buffers are in sorted row order."""
-    from .scan import scan_forward
+    from .scan import make_spec, scan_forward
 
     rows = _Rows(lengths, x.shape[0]) if lengths is not None else None
     if rows is not None:
         batch_sizes = rows.batch_sizes
         x, h0, c0, zoneout_h, zoneout_c = rows.sort(x, 1), rows.sort(h0, 0), rows.sort(c0, 0), \
             rows.sort(zoneout_h, 1), rows.sort(zoneout_c, 1)
-    spec = _spec(mode, x, batch_sizes, reverse, save, _plain(w_hr, ln_weight, zoneout_h, zoneout_c))
+    spec = make_spec(CELL_KINDS[mode], x, batch_sizes, reverse, save, w_hr, ln_weight, zoneout_h, zoneout_c)
     output, h_n, c_n, saved = scan_forward(spec, x.contiguous(), w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight,
                                            zoneout_h, zoneout_c, pooled=False)
     if rows is not None:
@@ -111,10 +99,12 @@ def _scan_fake(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zo
     GH, Hr = w_hh.shape
     H = GH // kind.gates
     steps = T if save else 1
-    native_loop = _plain(w_hr, ln_weight, zoneout_h, zoneout_c) and kind.native
+    from .scan import native_loop
+
     empty = x.new_empty(_EMPTY_SHAPE)
     has_c = kind.has_cell_state
-    act_width = 0 if native_loop and kind.gates == 1 else kind.saved * H
+    in_cpp = native_loop(kind, w_hr, ln_weight, zoneout_h, zoneout_c)
+    act_width = 0 if in_cpp and kind.gates == 1 else kind.saved * H       # as scan_forward's act buffer
     return (x.new_empty((T, B, Hr)), x.new_empty((B, Hr)),
             x.new_empty((B, H)) if has_c else empty,
             x.new_empty((T + 1, B, Hr)),
@@ -134,14 +124,14 @@ def scan_backward_op(d_output: Tensor, d_h_n: Tensor, d_c_n: Tensor, x: Tensor, 
                      act: Tensor, h_cand: Tensor, xhat: Tensor, rstd: Tensor, mode: str, batch_sizes: List[int],
                      reverse: bool, needs: List[bool]) -> List[Tensor]:
     """BPTT of ``rnnkit::scan``; ``needs`` flags x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight."""
-    from .scan import Saved, scan_backward
+    from .scan import Saved, make_spec, scan_backward
 
     rows = _Rows(lengths, x.shape[0]) if lengths is not None else None
     if rows is not None:
         batch_sizes = rows.batch_sizes
         x, zoneout_h, zoneout_c = rows.sort(x, 1), rows.sort(zoneout_h, 1), rows.sort(zoneout_c, 1)
         d_output, d_h_n, d_c_n = rows.sort(d_output, 1), rows.sort(d_h_n, 0), rows.sort(d_c_n, 0)
-    spec = _spec(mode, x, batch_sizes, reverse, True, _plain(w_hr, ln_weight, zoneout_h, zoneout_c))
+    spec = make_spec(CELL_KINDS[mode], x, batch_sizes, reverse, True, w_hr, ln_weight, zoneout_h, zoneout_c)
     B = x.shape[1]
     saved = Saved(spec, any(n != B for n in spec.batch_sizes),
                   (states_h, _none(states_c), act, _none(h_cand), _none(xhat), _none(rstd)),
@@ -196,9 +186,10 @@ def operator_scan(kind, x: Tensor, w_hh: Tensor, h0: Tensor, c0: Optional[Tensor
                   reverse: bool, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths: Optional[Tensor] = None):
     """``scan`` through ``rnnkit::scan``: the route taken while ``torch.compile``/``torch.export``
     trace, and for ``lengths`` given as a tensor in the caller's row order. Returns (output, h_n, c_n)."""
+    from .scan import needs_saving
+
     T, B = x.shape[0], x.shape[1]
-    tensors = (x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight)
-    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    save = needs_saving(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight)
     zoneout_h = _zoneout_tensor(zoneout_h, (T, B, w_hh.shape[1]), x)
     zoneout_c = _zoneout_tensor(zoneout_c, (T, B, c0.shape[-1]) if c0 is not None else None, x)
     sizes = [int(n) for n in batch_sizes] if batch_sizes is not None and lengths is None else []

@@ -110,17 +110,32 @@ def scan(
         from .ops import operator_scan
         return ScanResult(*operator_scan(kind, x, w_hh, h0, c0, w_ih, b_ih, batch_sizes, reverse, b_hh, w_hr,
                                          ln_weight, zoneout_h, zoneout_c, lengths))
-    T, B, _ = x.shape
-    if batch_sizes is None:
-        batch_sizes = (B,) * T
-    kind = fastest(kind, x.dtype, x.device.type)
     x = x.contiguous()
-    tensors = (x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight)
-    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    plain = w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
-    spec = ScanSpec(kind, tuple(int(n) for n in batch_sizes), reverse, save, plain and kind.native)
+    save = needs_saving(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight)
+    spec = make_spec(kind, x, batch_sizes, reverse, save, w_hr, ln_weight, zoneout_h, zoneout_c)
     output, h_n, c_n = _Scan.apply(spec, x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c)
     return ScanResult(output, h_n, c_n)
+
+
+def needs_saving(*tensors: Optional[Tensor]) -> bool:
+    """Whether a scan of these inputs keeps its per-step buffers: autograd is on and one of them
+    requires a gradient."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def native_loop(kind: CellKind, w_hr, ln_weight, zoneout_h, zoneout_c) -> bool:
+    """Whether the whole loop runs in C++: a fused ``kind`` and none of the options the Python loop
+    handles (projection, layer norm, zoneout)."""
+    return kind.native and w_hr is None and ln_weight is None and zoneout_h is None and zoneout_c is None
+
+
+def make_spec(kind: CellKind, x: Tensor, batch_sizes: Optional[Sequence[int]], reverse: bool, save: bool,
+              w_hr, ln_weight, zoneout_h, zoneout_c) -> ScanSpec:
+    """The ``ScanSpec`` of a scan over x (T, B, .): the fastest version of ``kind`` for x's dtype and
+    device, and every row active at every step when ``batch_sizes`` is None or empty."""
+    kind = fastest(kind, x.dtype, x.device.type)
+    sizes = tuple(int(n) for n in batch_sizes) if batch_sizes else (x.shape[1],) * x.shape[0]
+    return ScanSpec(kind, sizes, reverse, save, native_loop(kind, w_hr, ln_weight, zoneout_h, zoneout_c))
 
 
 def linear_into(x: Tensor, w_t: Tensor, addend: Optional[Tensor], out: Optional[Tensor]) -> Tensor:

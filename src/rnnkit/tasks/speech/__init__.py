@@ -12,8 +12,7 @@ Python API (imported on first use): ``fit``, ``evaluate``, ``transcribe``, ``loa
 
 from ..._lazy import exports
 from ..spec import TaskSpec
-from .config import SpeechData, SpeechDecoding, SpeechEvaluate, SpeechPredict
-from .config import SpeechModel
+from .config import SpeechData, SpeechDecoding, SpeechEvaluate, SpeechModel, SpeechPredict
 
 SPEC = TaskSpec(
     name="speech",

@@ -27,7 +27,7 @@ from .corpus import Utterance, read_corpus
 from .ctc import CharNgram
 from .digits import connected_utterances
 from .model import AcousticModel
-from .task import Recognition, SpeechTask, TrainedRecogniser, error_rates
+from .task import SpeechTask, TrainedRecogniser, error_rates
 
 LM_ORDER = 4                    # the character n-gram counted on the training transcripts
 SPLIT_SEED = 1234
