@@ -12,12 +12,13 @@ import torch
 
 from rnnkit.cli import main
 from rnnkit.export import Exportable, check, export, write
-from rnnkit.tasks import classify, forecast, lm, speech
+from rnnkit.tasks import classify, forecast, lm, speech, translate
 from rnnkit.tasks.classify import ClassifyData
 from rnnkit.tasks.forecast import ForecastData
 from rnnkit.tasks.lm import LMData
 from rnnkit.tasks.speech import SpeechData
 from rnnkit.tasks.speech.synthetic import write_words
+from rnnkit.tasks.translate import TranslateData
 from rnnkit.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,7 +31,9 @@ WORDS = "the a cat dog sat ran on under mat log".split()
 def runs(tmp_path_factory):
     """A tiny checkpoint of each task rnnkit export knows: a 2-layer LSTM language model, a GRU text
     classifier with max/mean/last pooling, a words-head and a CTC speech model (conv and stack), and
-    a direct-decoder forecaster of two input lengths with series embeddings and a log transform."""
+    a direct-decoder forecaster of two input lengths with series embeddings and a log transform, and
+    two translators: a GRU with general attention, and an LSTM with additive attention and input
+    feeding."""
     root = tmp_path_factory.mktemp("export")
     rng = random.Random(0)
     text = root / "text.txt"
@@ -61,6 +64,15 @@ def runs(tmp_path_factory):
     out["forecast"] = root / "forecast"
     forecast.fit(series, out["forecast"], data=ForecastData(horizon=6, input_size=24, batch_size=8, log=True),
                  model=dict(hidden_size=8, num_layers=1, id_embedding=2), train=TrainConfig(**TRAIN), ensemble=2)
+    pairs = root / "pairs.tsv"
+    sentences = [[rng.choice(WORDS) for _ in range(rng.randint(2, 7))] for _ in range(60)]
+    pairs.write_text("".join(f"{' '.join(s)}\t{' '.join(reversed(s)).upper()}\n" for s in sentences))
+    for name, options in (("translate_gru", dict(cell="gru", attention="general")),
+                          ("translate_lstm", dict(cell="lstm", attention="additive", input_feeding=True,
+                                                  decoder_layers=2, tie_embeddings=False))):
+        out[name] = root / name
+        translate.fit(pairs, out[name], data=TranslateData(vocab_size=60, batch_size=8),
+                      model=dict(options, embedding_size=8, hidden_size=10, dropout=0.0), train=TrainConfig(**TRAIN))
     return out
 
 
@@ -74,6 +86,78 @@ def test_export_writes_a_checked_file_of_each_task(runs, task, fmt, tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]             # no partial file left
     difference = float(said.split("PyTorch ")[1].split()[0])
     assert difference <= 1e-4
+
+
+def test_a_translator_exports_as_an_encoder_and_a_decoder_step_and_refuses_to_overwrite_either(runs, tmp_path,
+                                                                                               capsys):
+    fmt = "pt2"                          # ONNX: the greedy search below runs both parts in onnxruntime
+    output = tmp_path / f"mt.{fmt}"
+    parts = [tmp_path / f"mt.encoder.{fmt}", tmp_path / f"mt.decoder.{fmt}"]
+    assert main(["export", "--checkpoint", str(runs["translate_gru"]), "--format", fmt, "--output", str(output)]) == 0
+    assert f"wrote {parts[0]}, {parts[1]} ({fmt})" in capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == sorted(parts)
+    parts[0].unlink()
+    parts[1].write_text("an earlier export")                      # one part there is enough to refuse
+    assert main(["export", "--checkpoint", str(runs["translate_gru"]), "--format", fmt, "--output", str(output)]) == 1
+    assert f"--output {parts[1]} exists; pass --force" in capsys.readouterr().err
+    assert parts[1].read_text() == "an earlier export" and not parts[0].exists()
+
+
+def onnx_parts(export_path):
+    """The two ONNX parts as functions of tensors returning tuples of tensors (as a runtime runs them)."""
+    import onnxruntime
+
+    def run(path):
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        return lambda *inputs: tuple(torch.from_numpy(o) for o in session.run(
+            None, {name: t.numpy() for name, t in zip(names, inputs)}))
+    return [run(export_path.with_name(f"{export_path.stem}.{part}.onnx")) for part in ("encoder", "decoder")]
+
+
+def greedy(encoder, decoder, source, lengths, memory_names, state_count, config, steps):
+    """Greedy decoding driven outside the programs, as a runtime would: the encoder's outputs (memory,
+    then the first state) feed the first decoder step, each step's new state the next; <pad> and
+    <bos> are never chosen (as in rnnkit's search)."""
+    outputs = encoder(source, lengths)
+    memory, state = list(outputs[:len(memory_names)]), list(outputs[len(memory_names):])
+    tokens = torch.full((source.shape[0],), config.bos_id)
+    found, done = [[] for _ in range(source.shape[0])], torch.zeros(source.shape[0], dtype=torch.bool)
+    for _ in range(steps):
+        result = decoder(tokens, *state, *memory)
+        log_probs = result[0].clone()
+        log_probs[:, [config.pad_id, config.bos_id]] = float("-inf")
+        tokens, state = log_probs.argmax(-1), list(result[1:1 + state_count])
+        for row in (~done).nonzero().flatten().tolist():
+            if int(tokens[row]) != config.eos_id:
+                found[row].append(int(tokens[row]))
+        done |= tokens == config.eos_id
+        if bool(done.all()):
+            break
+    return found
+
+
+@pytest.mark.parametrize("name", ["translate_gru", "translate_lstm"])
+def test_greedy_search_through_the_onnx_parts_translates_as_pytorch_does(runs, name, tmp_path):
+    from rnnkit.tasks import load
+    from rnnkit.tasks.translate.search import beam_search
+
+    trained = load(runs[name])
+    export(runs[name], tmp_path / "mt.onnx", "onnx")
+    parts = translate.exportable(trained)
+    memory_names = [n for n in parts["encoder"].output_names if n in ("keys", "mask", "projected")]
+    state_count = len(parts["encoder"].output_names) - len(memory_names)
+    ids = trained.encode(["the cat sat on the mat", "a dog", "log under the a cat ran"])
+    lengths = torch.tensor([len(row) for row in ids])
+    source = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+    for row, sentence in enumerate(ids):
+        source[row, :len(sentence)] = torch.tensor(sentence)
+    found = greedy(*onnx_parts(tmp_path / "mt.onnx"), source, lengths, memory_names, state_count,
+                   trained.model.config, steps=11)
+    # beam 1 without a length penalty is greedy; at 11 subwords it may only end the sentence
+    want = beam_search(trained.model, source, lengths, beam=1, alpha=0.0, max_length_ratio=0.0, extra_length=11)
+    assert found == [hypotheses[0].tokens for hypotheses in want]
+    assert any(len(tokens) > 2 for tokens in found)                  # decoded sentences, not one token
 
 
 def test_an_onnx_file_whose_weights_were_changed_fails_the_check(runs, tmp_path):

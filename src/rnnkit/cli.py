@@ -464,14 +464,15 @@ def _add_export(subparsers) -> None:
         "export", help="write a checkpoint's inference model as ONNX or a torch.export program, checked",
         description="Write the inference model of a checkpoint (lm: tokens and state to logits and the new state; "
                     "classify: inputs and lengths to logits; speech: features and lengths to outputs; forecast: "
-                    "window tensors to quantiles) as ONNX "
+                    "window tensors to quantiles; translate: the encoder and one decoder step, two files) as ONNX "
                     "(onnxruntime runs it) or as a torch.export program (.pt2), with dynamic batch and length. "
                     "After writing, the file is run on inputs of two new shapes and compared with PyTorch; a "
                     "difference above the tolerance is an error and leaves no file.")
     p.add_argument("--checkpoint", required=True, help="a run directory, RUN/BEST or a checkpoint directory")
     p.add_argument("--format", dest="export_format", required=True, choices=("onnx", "pt2"),
                    help="onnx (needs pip install rnnkit[export]) or pt2 (torch.export.save)")
-    p.add_argument("--output", required=True, help="the file to write (replaced only after the check passes)")
+    p.add_argument("--output", required=True, help="the file to write (replaced only after the check passes); a translator "
+                   "writes two, NAME.encoder.EXT and NAME.decoder.EXT")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest difference allowed (default: 1e-4)")
     p.add_argument("--force", action="store_true", help="replace an existing --output once the check passes (default: refuse to)")
     _add_threads(p)
@@ -483,7 +484,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     report = export(args.checkpoint, args.output, args.export_format, tolerance=args.tolerance, force=args.force)
     shapes = " and ".join(f"{b}x{t}" for b, t in report.checked)
-    print(f"wrote {report.path} ({report.format}); largest difference from PyTorch {report.max_difference:.2e} "
+    print(f"wrote {', '.join(map(str, report.paths))} ({report.format}); largest difference from PyTorch "
+          f"{report.max_difference:.2e} "
           f"at batch x length {shapes}")
     return EXIT_OK
 

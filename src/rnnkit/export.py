@@ -3,10 +3,13 @@
 Each task's API module says what its inference model is with ``exportable(trained) ->
 Exportable``: a module whose inputs and outputs are tensors, how to make inputs for it from the
 checkpoint's own sizes (vocabulary, features), their names and which of their axes are dynamic.
-``export`` writes the file to a temporary name beside ``output``, runs it (the loaded program,
-or onnxruntime for ONNX) on inputs of two shapes the export never saw (one shortest sequence at
-batch 1, and a batch of 5 longer ones), compares each output with PyTorch's, and only then
-renames it to ``output``: a largest difference above ``tolerance`` is an error and leaves no
+A model a runtime drives in parts (the translator: its encoder and one decoder step) gives
+``{part: Exportable}`` instead, and each part goes to its own file, ``NAME.part.EXT`` beside
+``output`` (``model.onnx``: ``model.encoder.onnx``, ``model.decoder.onnx``).
+``export`` writes each file to a temporary name beside it, runs it (the loaded program, or
+onnxruntime for ONNX) on inputs of two shapes the export never saw (one shortest sequence at
+batch 1, and a batch of 5 longer ones), compares each output with PyTorch's, and only when every
+part passes renames them: a largest difference above ``tolerance`` is an error and leaves no
 file behind.
 """
 
@@ -55,13 +58,18 @@ class Exportable:
 
 @dataclass
 class ExportReport:
-    """What ``export`` wrote: ``path``, ``format``, the largest difference from PyTorch over the
-    checks, and the (batch, length) shapes checked."""
+    """What ``export`` wrote: ``paths`` (one file, or one per part), ``format``, the largest
+    difference from PyTorch over the checks of every part, and the (batch, length) shapes checked."""
 
-    path: Path
+    paths: List[Path]
     format: str
     max_difference: float
     checked: Sequence[Tuple[int, int]]
+
+
+def part_paths(output: Path, parts) -> Dict[str, Path]:
+    """Where each part goes: ``output`` itself for a single model (part ""), else ``NAME.part.EXT``."""
+    return {part: output if not part else output.with_name(f"{output.stem}.{part}{output.suffix}") for part in parts}
 
 
 def export(checkpoint, output, fmt: str, *, tolerance: float = TOLERANCE, force: bool = False) -> ExportReport:
@@ -79,32 +87,41 @@ def export(checkpoint, output, fmt: str, *, tolerance: float = TOLERANCE, force:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not tolerance > 0:
         raise ValueError(f"--tolerance must be above 0, got {tolerance}")
-    if Path(output).is_file() and not force:
-        raise ValueError(f"--output {output} exists; pass --force to replace it")
+    output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a directory; give a file name such as model.{fmt}")
     spec = spec_of(checkpoint, verb="rnnkit export")
     api = spec.module()
     if not hasattr(api, "exportable"):
         raise ValueError(f"rnnkit export does not support {spec.name!r} checkpoints yet (it exports lm, classify, "
-                         f"forecast and speech models)")
-    exportable = api.exportable(load(checkpoint))
-    output = Path(output)
-    if output.is_dir():
-        raise ValueError(f"--output {output} is a directory; give a file name such as model.{fmt}")
+                         f"forecast, speech and translate models)")
+    made = api.exportable(load(checkpoint))
+    parts = made if isinstance(made, dict) else {"": made}
+    paths = part_paths(output, parts)
+    existing = [str(path) for path in paths.values() if path.is_file()]
+    if existing and not force:
+        raise ValueError(f"--output {', '.join(existing)} {'exists' if len(existing) == 1 else 'exist'}; pass --force "
+                         f"to replace {'it' if len(existing) == 1 else 'them'}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
+    partials = {part: path.with_name(f".{path.name}.partial") for part, path in paths.items()}
     try:
+        difference = 0.0
         with torch.no_grad():
-            write(exportable, partial, fmt)
-            difference = check(exportable, partial, fmt)
+            for part, exportable in parts.items():
+                write(exportable, partials[part], fmt)
+                difference = max(difference, check(exportable, partials[part], fmt))
         if not difference <= tolerance:
             raise ValueError(f"the exported {fmt} model differs from PyTorch by {difference:.3g} (more than "
                              f"{tolerance:g}): nothing was written to {output}")
-        os.replace(partial, output)
+        for part, path in paths.items():
+            os.replace(partials[part], path)
     finally:
-        for leftover in (partial, partial.with_name(partial.name + ".data")):
-            if leftover.exists():
-                leftover.unlink()
-    return ExportReport(output, fmt, difference, exportable.check_shapes())
+        for partial in partials.values():
+            for leftover in (partial, partial.with_name(partial.name + ".data")):
+                if leftover.exists():
+                    leftover.unlink()
+    shapes = sorted({shape for exportable in parts.values() for shape in exportable.check_shapes()})
+    return ExportReport(list(paths.values()), fmt, difference, shapes)
 
 
 def dynamic_shapes(exportable: Exportable) -> dict:

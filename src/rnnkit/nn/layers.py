@@ -306,8 +306,10 @@ class RNNBase(RecurrentModule):
             raise ValueError(f"x must be a (batch, features) or (features,) tensor, got "
                              f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
         needs_graph = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if needs_graph or (self.training and (self.zoneout or self.weight_drop or self.dropout)):
-            # Training through steps: the same time loop, one step long, with autograd.
+        if needs_graph or (self.training and (self.zoneout or self.weight_drop or self.dropout)) or \
+                torch.compiler.is_compiling():
+            # Training through steps, or traced by torch.compile/torch.export: the same time loop
+            # (the opaque scan operator when traced), one step long.
             time_dim = 1 if (self.batch_first and x.dim() == 2) else 0
             output, new_state = self.forward(x.unsqueeze(time_dim), state)
             return output.squeeze(time_dim), new_state

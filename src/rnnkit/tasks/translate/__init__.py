@@ -1,7 +1,7 @@
 """Machine translation: sentence pairs -> byte-pair-encoded subwords -> a bidirectional rnnkit
 encoder and an attention decoder -> batched beam search, scored with sacreBLEU and chrF.
 
-Python API (imported on first use): ``fit``, ``evaluate``, ``translate``, ``load``; the model
+Python API (imported on first use): ``fit``, ``evaluate``, ``translate``, ``load``, ``exportable``; the model
 ``Translator`` and its settings ``TranslatorConfig``, ``TranslateData``, ``Decoding``.
 """
 
@@ -28,6 +28,7 @@ SPEC = TaskSpec(
 
 __getattr__, __dir__, _lazy = exports(__name__, {
     "fit": ".api", "evaluate": ".api", "translate": ".api", "load": ".api", "predict_rows": ".api", "show": ".api",
+    "exportable": ".api",
     "Translator": ".model", "Memory": ".model", "beam_search": ".search", "Hypothesis": ".search",
     "TranslationTask": ".task", "TrainedTranslator": ".task", "corpus_scores": ".task",
     "read_parallel": ".pairs", "read_pairs": ".pairs", "Pairs": ".pairs",

@@ -218,3 +218,11 @@ def evaluate(checkpoints, path=None, *, source=None, target=None, encoding: Opti
              trained.pieces(best.tokens) + ["<eos>"])
         result["attention_plot"] = str(png)
     return result
+
+
+def exportable(trained: TrainedTranslator) -> dict:
+    """``rnnkit export``: the encoder and one decoder step, as two programs
+    (``rnnkit.tasks.translate.exporting``)."""
+    from .exporting import exportable_parts
+
+    return exportable_parts(trained.model)
