@@ -352,6 +352,30 @@ def test_step_gradients_equal_forward(cell):
 # --------------------------------------------------------------------------
 # cells
 # --------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", CELL_UNITS)
+def test_cell_paths_without_a_graph_with_one_output_used_and_in_float64_agree_with_torch(cell):
+    """The cell's three routes: no graph (the loop's step), the C++ step under autograd with only
+    h' used (an LSTM's c' gets no gradient), and numerical gradients of the float64 step."""
+    ref, ours = make_cell_pair(cell, 4, 5, seed=7)
+    g = gen(3)
+    x = randn(6, 4, g=g)
+    hx = (randn(6, 5, g=g), randn(6, 5, g=g)) if is_lstm(cell) else randn(6, 5, g=g)
+    with torch.no_grad():
+        for a, b in zip(state_list(ours(x, hx)), state_list(ref(x, hx))):
+            close(a, b, "cell output without a graph")
+    xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
+    first = lambda y: y[0] if isinstance(y, tuple) else y                                # noqa: E731
+    first(ref(xr, hx)).pow(2).sum().backward()
+    first(ours(xo, hx)).pow(2).sum().backward()
+    close(xo.grad, xr.grad, "input gradient from h' alone")
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+        close(p.grad, q.grad, f"{name} gradient from h' alone")
+    ours64 = ours.double()
+    x64 = x.double().requires_grad_()
+    h64 = tuple(t.double().requires_grad_() for t in state_list(hx))
+    assert torch.autograd.gradcheck(lambda x, *h: ours64(x, as_state(list(h), cell)), (x64, *h64))
+
+
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
 @pytest.mark.parametrize("with_state", [False, True], ids=["no_hx", "hx"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])

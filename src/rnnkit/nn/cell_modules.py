@@ -1,7 +1,12 @@
 """``RNNCell``, ``LSTMCell`` and ``GRUCell``: one time step, drop-in for ``torch.nn``'s cells.
 
-A cell module is the time loop of ``rnnkit.nn.scan`` run for a single step, so a cell and a layer
-share one implementation of the equations and of their gradients.
+A cell module runs the time loop's own step: the C++ loops of ``rnnkit.nn.scan``
+(``scan_forward`` / ``scan_backward`` of native/cells.cpp, one step long) as one C++ autograd
+node (``cell_step``), or without a graph ``scan.forward_step``, which the loop and streaming
+``step`` run; other dtypes and devices, and traced models, run ``scan`` itself. So a cell and a layer share one
+implementation of the equations and of their gradients, and a single step pays none of the
+per-sequence bookkeeping (at the sizes of pytorch/examples' time_sequence_prediction it is what
+torch.nn's cells are measured against).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from .recurrent_module import RecurrentModule
-from .scan import scan
+from . import native
+from .cells import fastest
+from .scan import CELL_CODES, forward_step, linear_into, needs_saving, scan
 from .sequences import check_dtype, check_features, check_floating
 
 
@@ -59,12 +66,32 @@ class _CellBase(RecurrentModule):
         B = x.shape[0]
         h = self._state(h, "hx", B, unbatched, x)
         c = self._state(c, "cx", B, unbatched, x) if self.kind.has_cell_state else None
-        bias = None
-        if self.bias:
-            bias = self.bias_ih if self.kind.separate_recurrent else self.bias_ih + self.bias_hh
-        b_hh = self.bias_hh if self.kind.separate_recurrent else None
-        result = scan(self.kind, x.unsqueeze(0), self.weight_hh, h, c, w_ih=self.weight_ih, b_ih=bias, b_hh=b_hh)
-        h_new, c_new = result.h_n, result.c_n
+        kind = fastest(self.kind, x.dtype, x.device.type)
+        graph = needs_saving(x, self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh, h, c)
+        compiling = torch.compiler.is_compiling()
+        if graph and kind.native and not compiling:     # the loop's C++ step as one autograd node
+            empty = x.new_empty(0)
+            h_new, c_new = native.load().cell_step(CELL_CODES[kind.name], x, self.weight_ih, self.weight_hh,
+                                                   self.bias_ih if self.bias else empty,
+                                                   self.bias_hh if self.bias else empty,
+                                                   h, c if c is not None else empty)
+            c_new = c_new if c is not None else None
+        else:
+            bias = None
+            if self.bias:
+                bias = self.bias_ih if kind.separate_recurrent else self.bias_ih + self.bias_hh
+            b_hh = self.bias_hh if kind.separate_recurrent else None
+            if graph or compiling:                      # autograd in PyTorch operations, or traced
+                result = scan(self.kind, x.unsqueeze(0), self.weight_hh, h, c, w_ih=self.weight_ih, b_ih=bias,
+                              b_hh=b_hh)
+                h_new, c_new = result.h_n, result.c_n
+            else:                                       # no graph: the loop's step itself
+                gx = linear_into(x.contiguous(), self.weight_ih.t(), bias, None)                 # (B, G*H)
+                h_new = x.new_empty(B, self.hidden_size)
+                c_new = torch.empty_like(h_new) if c is not None else None
+                forward_step(kind, gx, h.contiguous(), c.contiguous() if c is not None else None,
+                             self.weight_hh.t(), b_hh=b_hh, w_hr=None, ln_weight=None, zh=None, zc=None,
+                             act=x.new_empty(B, kind.saved * self.hidden_size), h_next=h_new, c_next=c_new)
         if unbatched:
             h_new = h_new.squeeze(0)
             c_new = c_new.squeeze(0) if c_new is not None else None

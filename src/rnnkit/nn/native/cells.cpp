@@ -880,6 +880,78 @@ std::vector<torch::Tensor> step_stack(int64_t cell, torch::Tensor x, torch::Tens
     return {input.clone(), h_n, c_n};
 }
 
+// One step of RNNCell / LSTMCell / GRUCell with its gradients: scan_forward and scan_backward run
+// for T = 1 around the input projection and the weight-gradient GEMMs, as one autograd node, so a
+// model unrolled in Python (pytorch/examples' time_sequence_prediction) pays one call per cell
+// per step and no Python in the backward pass, as with torch.nn's cells.
+//   x (B, I), w_ih (G*H, I), w_hh (G*H, H), b_ih and b_hh (G*H) or both empty (no bias),
+//   h (B, H), c (B, H) or empty (not an LSTM) -> h' (B, H), c' (B, H) or empty.
+class CellStep : public torch::autograd::Function<CellStep> {
+  public:
+    static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, int64_t cell,
+                                                  torch::Tensor x, torch::Tensor w_ih, torch::Tensor w_hh,
+                                                  torch::Tensor b_ih, torch::Tensor b_hh, torch::Tensor h,
+                                                  torch::Tensor c) {
+        const bool lstm = cell == LSTM, gru = cell == GRU;
+        const int64_t B = x.size(0), H = w_hh.size(1), GH = w_hh.size(0);
+        const int64_t saved = lstm ? 5 : gru ? 4 : 0;                  // the RNN re-reads h' (cells.py)
+        x = x.contiguous();
+        torch::Tensor empty = x.new_empty({0});
+        // the GRU adds b_hh inside r * (.), the others take both biases summed in the projection
+        torch::Tensor bias = b_ih.numel() == 0 ? b_ih : gru ? b_ih : b_ih + b_hh;
+        torch::Tensor gx = bias.numel() > 0 ? at::addmm(bias, x, w_ih.t()) : at::mm(x, w_ih.t());   // (B, G*H)
+        torch::Tensor states_h = x.new_empty({2, B, H});
+        states_h[0].copy_(h);
+        torch::Tensor states_c = lstm ? x.new_empty({2, B, H}) : empty;
+        if (lstm) states_c[0].copy_(c);
+        torch::Tensor act = x.new_empty({1, B, saved * H});
+        scan_forward(cell, gx.unsqueeze(0), empty, w_hh.contiguous(), gru && b_hh.numel() > 0 ? b_hh : empty,
+                     states_h, states_c, act, x.new_empty({B, GH}), {B}, false, true);
+        ctx->save_for_backward({x, w_ih, w_hh, states_h, states_c, act});
+        ctx->saved_data["cell"] = cell;
+        ctx->saved_data["bias"] = b_ih.numel() > 0;
+        return {states_h[1].clone(), lstm ? states_c[1].clone() : x.new_empty({0})};   // not a saved tensor
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grads) {
+        const auto saved = ctx->get_saved_variables();
+        const torch::Tensor &x = saved[0], &w_ih = saved[1], &w_hh = saved[2], &states_h = saved[3],
+                            &states_c = saved[4], &act = saved[5];
+        const int64_t cell = ctx->saved_data["cell"].toInt();
+        const bool bias = ctx->saved_data["bias"].toBool(), lstm = cell == LSTM, gru = cell == GRU;
+        const int64_t B = x.size(0), H = w_hh.size(1);
+        torch::Tensor empty = x.new_empty({0});
+        torch::Tensor dh = x.new_zeros({B, H});               // in: nothing after the step; out: dL/dh
+        torch::Tensor d_output = grads[0].defined() ? grads[0].contiguous().unsqueeze(0) : x.new_zeros({1, B, H});
+        torch::Tensor dc = !lstm ? empty : grads[1].defined() ? grads[1].clone(at::MemoryFormat::Contiguous)
+                                                               : x.new_zeros({B, H});
+        torch::Tensor d_gx = x.new_empty({1, B, w_hh.size(0)});
+        torch::Tensor d_gh_n = gru ? x.new_empty({1, B, H}) : empty;        // the GRU's n block of d(gh)
+        scan_backward(cell, w_hh.contiguous(), states_h, states_c, act, d_output, dh, dc, d_gx, d_gh_n, {B}, false);
+        torch::Tensor g = d_gx[0];                                                          // (B, G*H)
+        torch::Tensor d_gh = gru ? at::cat({g.slice(1, 0, 2 * H), d_gh_n[0]}, 1) : g;
+        // needs_input_grad counts the tensor inputs only: x is 0, ..., c is 6 (the returned list
+        // has one entry per argument, an undefined one for `cell`)
+        torch::Tensor none;
+        torch::Tensor d_b_ih = bias && ctx->needs_input_grad(3) ? g.sum(0) : none;
+        torch::Tensor d_b_hh = bias && ctx->needs_input_grad(4) ? d_gh.sum(0) : none;
+        return {none,
+                ctx->needs_input_grad(0) ? at::mm(g, w_ih) : none,
+                ctx->needs_input_grad(1) ? at::mm(g.t(), x) : none,
+                ctx->needs_input_grad(2) ? at::mm(d_gh.t(), states_h[0]) : none,
+                d_b_ih, d_b_hh,
+                ctx->needs_input_grad(5) ? dh : none,
+                lstm && ctx->needs_input_grad(6) ? dc : none};
+    }
+};
+
+std::vector<torch::Tensor> cell_step(int64_t cell, torch::Tensor x, torch::Tensor w_ih, torch::Tensor w_hh,
+                                     torch::Tensor b_ih, torch::Tensor b_hh, torch::Tensor h, torch::Tensor c) {
+    auto out = CellStep::apply(cell, x, w_ih, w_hh, b_ih, b_hh, h, c);
+    return {out[0], out[1]};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -895,6 +967,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("layer_norm_forward", &layer_norm_forward);
     m.def("layer_norm_backward", &layer_norm_backward);
     m.def("scan_backward", &scan_backward);
+    m.def("cell_step", &cell_step);
     m.def("packed_gemm_available", [] { return MklPackedGemm::get().compute != nullptr; },
           "whether the time loop packs its recurrent weight for MKL (else it calls at::mm each step)");
 }
