@@ -1,6 +1,7 @@
 """The Free Spoken Digit Dataset: rnnkit speech recognisers trained within wall-clock budgets.
 
-    python benchmarks/fsdd.py [--part split|loso|connected|all] [--data-dir DIR] [--out DIR] [--json FILE]
+    python benchmarks/fsdd.py [--part split|loso|connected|all] [--ctc-bidirectional] [--bf16] [--data-dir DIR]
+                              [--out DIR] [--json FILE]
 
 1. ``split``: the official split (recordings 0-4 of each speaker and digit are the 300 test files,
    5-49 train; 10% of the training files held out for validation): a word classifier (log-mel
@@ -13,7 +14,10 @@
    unidirectional word-unit CTC recogniser (``--ctc-minutes``), tested on utterances made from the
    test recordings only: WER, and the real-time factor (processing seconds per second of audio)
    offline and streaming in 100 ms chunks through ``step()``, on one core and on two, with the
-   latency per chunk.
+   latency per chunk. ``--ctc-bidirectional`` trains an offline (bidirectional) recogniser
+   instead: WER and the offline real-time factor only, as it cannot stream.
+
+``--bf16`` trains under bfloat16 autocast (faster only on CPUs with AMX or AVX-512 BF16).
 
 The recordings are read in place through manifests written to a temporary folder (never copied).
 """
@@ -76,7 +80,7 @@ def features(args) -> dict:
 
 def budget(minutes: float, args, **extra) -> TrainConfig:
     return TrainConfig(lr=args.lr, weight_decay=args.weight_decay, schedule="cosine_time", warmup_steps=100,
-                       clip_grad_norm=1.0, max_time=60 * minutes,
+                       clip_grad_norm=1.0, max_time=60 * minutes, bf16=args.bf16,
                        eval_every=args.eval_every, seed=args.seed, log_every=200, progress=False, tensorboard=False,
                        **extra)
 
@@ -120,8 +124,9 @@ def part_loso(all_rows: list, tmp: Path, out: Path, args) -> dict:
             "worst_accuracy": min(accuracies)}
 
 
-def real_time_factors(checkpoint: Path, waves: list, threads: int, chunk_ms: float) -> dict:
-    """Processing seconds per second of audio, offline (batched) and streaming, on ``threads`` threads."""
+def real_time_factors(checkpoint: Path, waves: list, threads: int, chunk_ms: float, streaming: bool = True) -> dict:
+    """Processing seconds per second of audio, offline (batched) and, with ``streaming``, in chunks of
+    ``chunk_ms`` through ``step()``, on ``threads`` threads."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -131,6 +136,8 @@ def real_time_factors(checkpoint: Path, waves: list, threads: int, chunk_ms: flo
         started = time.perf_counter()
         trained.recognise(waves)
         offline = (time.perf_counter() - started) / audio
+        if not streaming:
+            return {"offline_rtf": round(offline, 4)}
         latencies = []
         started = time.perf_counter()
         for wave in waves:
@@ -150,7 +157,7 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
     data = SpeechData(batch_size=32, connected=args.connected, connected_valid=300, units="words",
                       normalisation="global", **features(args))
     model = dict(head="ctc", cell="lstm", hidden_size=args.ctc_hidden_size, num_layers=args.ctc_layers, stack=3,
-                 bidirectional=False, dropout=args.dropout)
+                 bidirectional=args.ctc_bidirectional, dropout=args.dropout)
     started = time.perf_counter()
     result = speech.fit(manifest(tmp / "train.csv", train_rows), out / "connected", data=data, model=model,
                         train=budget(args.ctc_minutes, args, monitor="wer", monitor_mode="min"))
@@ -163,7 +170,8 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
     made = connected_utterances(list(zip(recorded, [r[1] for r in test_rows])), 100, args.seed + 1000,
                                 sample_rate=RATE)
     waves = [u.wave for u in made]
-    speed = {f"{n} thread{'s' if n > 1 else ''}": real_time_factors(out / "connected" / "BEST", waves, n, 100.0)
+    speed = {f"{n} thread{'s' if n > 1 else ''}": real_time_factors(out / "connected" / "BEST", waves, n, 100.0,
+                                                                     streaming=not args.ctc_bidirectional)
              for n in (1, 2)}
     return {"minutes": args.ctc_minutes, "model": model, "training_utterances": args.connected, "steps": result.steps,
             "train_seconds": round(seconds, 1), "test_utterances": scores["utterances"], "test_words": scores["words"],
@@ -195,6 +203,10 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2, help="word classifier (default: 2)")
     parser.add_argument("--ctc-hidden-size", type=int, default=192, help="connected recogniser (default: 192)")
     parser.add_argument("--ctc-layers", type=int, default=3, help="connected recogniser (default: 3)")
+    parser.add_argument("--ctc-bidirectional", action="store_true",
+                        help="connected: an offline bidirectional recogniser (default: unidirectional, streamable)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="train under bfloat16 autocast: faster only on CPUs with AMX or AVX-512 BF16 (default: float32)")
     parser.add_argument("--dropout", type=float, default=0.1, help="(default: 0.1)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (default: 0)")
@@ -210,6 +222,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     result = {"benchmark": "fsdd", "features": features(args), "lr": args.lr, "weight_decay": args.weight_decay,
+              "bf16": args.bf16, "threads": torch.get_num_threads(),
               "seed": args.seed,
               "word_classifier": dict(word_model(args), speed_perturb=args.speed_perturb, noise_snr=args.noise_snr,
                                       spec_augment=not args.no_spec_augment, normalisation=args.normalisation),
