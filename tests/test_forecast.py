@@ -139,6 +139,19 @@ def test_resume_is_exact(tmp_path):
     assert rest.metrics == full.metrics
 
 
+def test_without_holdout_every_step_trains_and_the_training_loss_is_monitored(tmp_path):
+    short = series_frame(n=2, days=2)                  # 48 steps: one 24-step window and its 24-step horizon
+    data = ForecastData(horizon=H, input_size=24, batch_size=4, windows_per_series=2)
+    with pytest.raises(ValueError, match="no series left|shorter"):
+        forecast.fit(short, tmp_path / "held", data=data, model=SMALL, train=quick(steps=2))   # none to hold out
+    everything = ForecastData(horizon=H, input_size=24, batch_size=4, windows_per_series=2, holdout=False)
+    with pytest.raises(ValueError, match="pass --monitor loss"):
+        forecast.fit(short, tmp_path / "mase", data=everything, model=SMALL, train=quick(steps=2, monitor="mase"))
+    result = forecast.fit(short, tmp_path / "all", data=everything, model=SMALL, train=quick(steps=4, eval_every=2))
+    assert result.steps == 4 and set(result.metrics) == {"loss"}
+    assert forecast.predict(tmp_path / "all" / "BEST", short).shape[0] == 2 * H
+
+
 @pytest.mark.parametrize("likelihood", ["gaussian", "student_t", "negative_binomial"])
 def test_the_autoregressive_decoder_samples_every_likelihood(tmp_path, likelihood):
     frame = series_frame(n=3, days=8)

@@ -68,20 +68,30 @@ def fit(path, out, *, valid=None, data: ForecastData, model: Optional[dict] = No
 
     Args:
         valid: the values after each series (a file or DataFrame in the same format), scored as the
-            validation; without it the last ``horizon`` steps of each series are held out.
+            validation; without it the last ``horizon`` steps of each series are held out, unless
+            ``data.holdout`` is False: then training sees every step and there is no validation
+            (``train.monitor`` must be "loss").
         data: how series become windows (``horizon`` is required). model: ``ForecastModel`` fields.
         ensemble: networks trained together, each with its own input size (``ensemble_sizes``).
         resume: continue the run in ``out``.
     """
     out, model = Path(out), dict(model or {})
     ForecastModel(**model)                                # bad options fail before the data is read
+    if not data.holdout and valid is not None:
+        raise ValueError("--no-holdout trains on every step, so there is nothing to validate on: drop --valid or "
+                         "--no-holdout")
+    if not data.holdout and train.monitor != "loss":
+        raise ValueError(f"--no-holdout leaves no validation to score --monitor {train.monitor}: pass --monitor loss "
+                         f"(the training loss picks BEST)")
     with run_directory(out, resume=resume, task="forecast"):
         settings = asdict(data)
         series = read(path, settings)
         season = data.season or season_of(series.freq)
         H, L = data.horizon, data.context()
         first = max(1, min(L, season))
-        if valid is None:
+        if not data.holdout:                     # every step is training data
+            history = _keep_long_enough(series, first + H, "data")
+        elif valid is None:
             series = _keep_long_enough(series, first + 2 * H, "data")
             history, actual = series.cut(H), np.stack([v[-H:] for v in series.values])
         else:
@@ -97,13 +107,15 @@ def fit(path, out, *, valid=None, data: ForecastData, model: Optional[dict] = No
         context = max(config.input_sizes)
         train_windows = TrainWindows(prepared, features, context, H, per_series=data.windows_per_series,
                                      batch_size=data.batch_size, seed=train.seed)
-        if valid is None:                       # the held-out steps' known covariates: the series' own
-            ahead = {name: [a[-H:] for a in series.future[name]] for name in features.future}
-        else:
-            ahead = read_future(valid, history, H, id_col=data.id_col, time_col=data.time_col,
-                                encoding=data.encoding) if features.future else None
-        valid_prepared = prepare(history, features, extra=H, future=ahead)     # known features over the horizon
-        valid_windows = HorizonWindows(valid_prepared, features, history, actual, context, H, batch_size=256)
+        valid_windows = None
+        if data.holdout:
+            if valid is None:                   # the held-out steps' known covariates: the series' own
+                ahead = {name: [a[-H:] for a in series.future[name]] for name in features.future}
+            else:
+                ahead = read_future(valid, history, H, id_col=data.id_col, time_col=data.time_col,
+                                    encoding=data.encoding) if features.future else None
+            valid_prepared = prepare(history, features, extra=H, future=ahead)  # known features over the horizon
+            valid_windows = HorizonWindows(valid_prepared, features, history, actual, context, H, batch_size=256)
         torch.manual_seed(train.seed)
         task = ForecastTask(ForecastEnsemble(config), features, {"data": settings, "fit": {"ensemble": ensemble}})
         return Trainer(task, train, out).fit(train_windows, valid_windows, resume=resume)

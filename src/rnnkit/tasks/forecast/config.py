@@ -65,6 +65,10 @@ class ForecastData:
     log: bool = option(False, help="model log(1 + y) (values must be >= 0)")
     windows_per_series: int = option(16, help="training windows drawn from each series per epoch", min=1)
     batch_size: int = option(64, help="windows per batch", min=1)
+    holdout: bool = option(True, flag="--no-holdout",
+                           help="train on every step of each series, its most recent ones included: no validation "
+                                "(give --monitor loss; BEST is the checkpoint of the lowest training loss)",
+                           default_text="without --valid, the last horizon steps of each series are the validation")
     encoding: str = option("utf-8", help="text encoding of the files", valid=check_encoding, metavar="CODEC")
 
     def __post_init__(self):
