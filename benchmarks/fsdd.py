@@ -155,7 +155,7 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
     train_rows = [r for r in all_rows if r[3] >= 5]
     test_rows = [r for r in all_rows if r[3] < 5]
     data = SpeechData(batch_size=32, connected=args.connected, connected_valid=300, units="words",
-                      normalisation="global", **features(args))
+                      normalisation="global", speed_perturb=args.ctc_speed_perturb, **features(args))
     model = dict(head="ctc", cell="lstm", hidden_size=args.ctc_hidden_size, num_layers=args.ctc_layers, stack=3,
                  bidirectional=args.ctc_bidirectional, dropout=args.dropout)
     started = time.perf_counter()
@@ -173,7 +173,8 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
     speed = {f"{n} thread{'s' if n > 1 else ''}": real_time_factors(out / "connected" / "BEST", waves, n, 100.0,
                                                                      streaming=not args.ctc_bidirectional)
              for n in (1, 2)}
-    return {"minutes": args.ctc_minutes, "model": model, "training_utterances": args.connected, "steps": result.steps,
+    return {"minutes": args.ctc_minutes, "model": model, "speed_perturb": args.ctc_speed_perturb,
+            "training_utterances": args.connected, "steps": result.steps,
             "train_seconds": round(seconds, 1), "test_utterances": scores["utterances"], "test_words": scores["words"],
             "test_wer": round(scores["wer"], 4), "test_cer": round(scores["cer"], 4),
             "substitutions": scores["substitutions"], "deletions": scores["deletions"],
@@ -203,6 +204,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2, help="word classifier (default: 2)")
     parser.add_argument("--ctc-hidden-size", type=int, default=192, help="connected recogniser (default: 192)")
     parser.add_argument("--ctc-layers", type=int, default=3, help="connected recogniser (default: 3)")
+    parser.add_argument("--ctc-speed-perturb", type=lambda text: [float(f) for f in text.split(",")] if text else [],
+                        default=[], help="connected: speed factors of the training utterances (default: none)")
     parser.add_argument("--ctc-bidirectional", action="store_true",
                         help="connected: an offline bidirectional recogniser (default: unidirectional, streamable)")
     parser.add_argument("--bf16", action="store_true",
