@@ -37,3 +37,20 @@ def test_the_state_returned_under_autocast_is_accepted_back_under_autocast(cls):
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     with pytest.raises(ValueError, match="has dtype torch.bfloat16 but input has torch.float32"):
         layer(x, state)                                     # outside autocast the dtypes must agree
+
+
+@pytest.mark.parametrize("cls", [rk.RNNCell, rk.LSTMCell, rk.GRUCell])
+@pytest.mark.parametrize("graph", [True, False], ids=["graph", "no_graph"])
+def test_cells_under_autocast_agree_with_float32_with_and_without_a_graph(cls, graph):
+    torch.manual_seed(0)
+    cell = cls(8, 16)
+    x = torch.randn(3, 8, requires_grad=graph)
+    first = lambda y: y[0] if isinstance(y, tuple) else y                                # noqa: E731
+    with torch.set_grad_enabled(graph):
+        reference = first(cell(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = first(cell(x))
+    assert (out.float() - reference).abs().max() < 0.05
+    if graph:
+        out.float().sum().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in cell.parameters())

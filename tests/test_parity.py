@@ -374,6 +374,8 @@ def test_cell_paths_without_a_graph_with_one_output_used_and_in_float64_agree_wi
     x64 = x.double().requires_grad_()
     h64 = tuple(t.double().requires_grad_() for t in state_list(hx))
     assert torch.autograd.gradcheck(lambda x, *h: ours64(x, as_state(list(h), cell)), (x64, *h64))
+    with pytest.raises(RuntimeError, match="gradients of gradients"):      # refused, not silently wrong
+        torch.autograd.grad(first(ours64(x64, as_state(list(h64), cell))).sum(), x64, create_graph=True)
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])

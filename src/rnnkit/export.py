@@ -112,7 +112,7 @@ def export(checkpoint, output, fmt: str, *, tolerance: float = TOLERANCE, force:
                 difference = max(difference, check(exportable, partials[part], fmt))
         if not difference <= tolerance:
             raise ValueError(f"the exported {fmt} model differs from PyTorch by {difference:.3g} (more than "
-                             f"{tolerance:g}): nothing was written to {output}")
+                             f"{tolerance:g}): nothing was written to {', '.join(map(str, paths.values()))}")
         for part, path in paths.items():
             os.replace(partials[part], path)
     finally:

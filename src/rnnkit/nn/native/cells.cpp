@@ -915,6 +915,9 @@ class CellStep : public torch::autograd::Function<CellStep> {
 
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grads) {
+        // the kernels compute these gradients outside autograd: a graph of them would be wrong
+        TORCH_CHECK(!at::GradMode::is_enabled(), "rnnkit cells: gradients of gradients (create_graph=True) are not "
+                    "supported; use torch.nn's cells for higher-order gradients");
         const auto saved = ctx->get_saved_variables();
         const torch::Tensor &x = saved[0], &w_ih = saved[1], &w_hh = saved[2], &states_h = saved[3],
                             &states_c = saved[4], &act = saved[5];
