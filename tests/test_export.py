@@ -108,8 +108,7 @@ def test_exported_program_has_dynamic_batch_and_time_and_round_trips(cls, kwargs
             torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("cls, kwargs", [c for c, i in zip(LAYERS, IDS) if i != "lstm_proj_bf"],
-                         ids=[i for i in IDS if i != "lstm_proj_bf"])
+@pytest.mark.parametrize("cls, kwargs", LAYERS, ids=IDS)
 def test_onnx_export_runs_in_onnxruntime_at_new_shapes(cls, kwargs, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra; install rnnkit[test]")
     module = make(cls, kwargs).eval()
@@ -125,10 +124,10 @@ def test_onnx_export_runs_in_onnxruntime_at_new_shapes(cls, kwargs, tmp_path):
             torch.testing.assert_close(torch.from_numpy(have), want, rtol=1e-4, atol=1e-4)
 
 
-def test_onnx_export_of_an_lstm_projection_is_refused_naming_it(tmp_path):
+def test_onnx_export_of_a_layer_norm_lstm_is_refused_naming_it(tmp_path):
     pytest.importorskip("onnxscript", reason="onnxscript is in the test extra; install rnnkit[test]")
-    module = make(rnn.LSTM, dict(proj_size=3)).eval()
-    with pytest.raises(Exception, match=r"no projection \(proj_size\)"):
+    module = make(rnn.LSTM, dict(layer_norm=True)).eval()
+    with pytest.raises(Exception, match=r"no layer normalisation"):
         torch.onnx.export(module, inputs(module, 5, 3), str(tmp_path / "p.onnx"), dynamo=True,
                           custom_translation_table=rnn.onnx_translations(), verbose=False)
     assert not (tmp_path / "p.onnx").exists()
@@ -181,8 +180,9 @@ class WithLengths(torch.nn.Module):
 
 LENGTH_LAYERS = [(rnn.LSTM, dict(num_layers=2, bidirectional=True, batch_first=True)),
                  (rnn.GRU, dict(bidirectional=True, batch_first=True)),
-                 (rnn.RNN, dict(batch_first=True))]
-LENGTH_IDS = ["lstm_2layer_bi", "gru_bi", "rnn_tanh"]
+                 (rnn.RNN, dict(batch_first=True)),
+                 (rnn.LSTM, dict(num_layers=2, bidirectional=True, batch_first=True, proj_size=3))]
+LENGTH_IDS = ["lstm_2layer_bi", "gru_bi", "rnn_tanh", "lstm_proj_2layer_bi"]
 
 
 def padded(B, T, seed):

@@ -229,16 +229,16 @@ def test_an_onnx_export_the_exporter_refuses_is_one_line_naming_the_reason(tmp_p
     pytest.importorskip("onnxscript", reason="onnxscript is in the test extra; install rnnkit[test]")
     import rnnkit.nn as rnn
 
-    class Projected(torch.nn.Module):
+    class LayerNormalised(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = rnn.LSTM(3, 5, proj_size=2)
+            self.rnn = rnn.LSTM(3, 5, layer_norm=True)
 
         def forward(self, x):
             return self.rnn(x)[0]
 
-    exportable = Exportable(Projected().eval(), lambda b, t, g: (torch.randn(t, b, 3, generator=g),), ["x"],
+    exportable = Exportable(LayerNormalised().eval(), lambda b, t, g: (torch.randn(t, b, 3, generator=g),), ["x"],
                             ["y"], {"x": {0: "length", 1: "batch"}})
-    with pytest.raises(ValueError, match=r"^ONNX export failed: .*no projection \(proj_size\)") as info:
+    with pytest.raises(ValueError, match=r"^ONNX export failed: .*no layer normalisation") as info:
         write(exportable, tmp_path / "p.onnx", "onnx")
     assert "\n" not in str(info.value)

@@ -1,4 +1,4 @@
-"""ONNX export of rnnkit layers: ``rnnkit::scan`` as ONNX's own ``LSTM``, ``GRU`` and ``RNN``.
+"""ONNX export of rnnkit layers: ``rnnkit::scan`` as ONNX's own ``LSTM``, ``GRU`` and ``RNN``, or a ``Scan``.
 
     torch.onnx.export(model, (x,), "model.onnx", dynamo=True, dynamic_shapes=...,
                       custom_translation_table=rnnkit.nn.onnx_translations())
@@ -8,10 +8,11 @@ loop as one ``rnnkit::scan`` node (``rnnkit.nn.ops``); this table tells it how t
 in ONNX. Each becomes one ONNX recurrent operator with dynamic batch and time axes. ONNX orders
 the gates differently from PyTorch (LSTM: i, o, f, c against PyTorch's i, f, g, o; GRU: z, r, h
 against r, z, n), so the weight and bias rows are permuted in the graph; the GRU uses
-``linear_before_reset=1``, PyTorch's definition. ONNX has no operator for an LSTM projection
-(``proj_size``), layer normalisation of the recurrent projection or zoneout: a layer with one of
-them is refused with one line at export. ``lengths`` given as a tensor become the operators'
-``sequence_lens``.
+``linear_before_reset=1``, PyTorch's definition. ONNX's LSTM has no projection (``proj_size``):
+such a layer becomes an ONNX ``Scan`` whose body is one step of the cell (``onnx_loops``).
+``lengths`` given as a tensor become the operators' ``sequence_lens`` (the Scan's mask). Layer
+normalisation of the recurrent projection and zoneout have no ONNX form here: a layer with one
+of them is refused with one line at export.
 
 Needs ``onnx`` and ``onnxscript`` (``pip install rnnkit[export]``; onnxruntime runs the result).
 """
@@ -32,6 +33,8 @@ def onnx_translations() -> Dict[object, Callable]:
     import torch
     from onnxscript import opset18 as op
 
+    from .onnx_loops import lstm_projection_scan
+
     from . import ops  # noqa: F401  (registers rnnkit::scan)
 
     def permuted(rows, gates):
@@ -42,8 +45,39 @@ def onnx_translations() -> Dict[object, Callable]:
             rows = op.Concat(*[blocks[i] for i in order], axis=0)
         return op.Unsqueeze(rows, [0])
 
+    def nothing_like(x):
+        return op.CastLike(op.Constant(value_floats=[]), x)
+
+    def projected_lstm(x, w_ih, b_ih, w_hh, h0, c0, w_hr, lengths, reverse):
+        # ONNX's LSTM has no projection: an ONNX Scan over time whose body is one step of the cell,
+        # rows past their length carrying their state and giving zeros, as rnnkit's scan does.
+        gx = op.MatMul(x, op.Transpose(w_ih, perm=[1, 0]))                     # (T, B, 4H)
+        if b_ih is not None:
+            gx = op.Add(gx, b_ih)
+        if lengths is not None:
+            time = op.Range(op.Constant(value_int=0), op.Squeeze(op.Shape(x, start=0, end=1), [0]),
+                            op.Constant(value_int=1))                           # (T,)
+            active = op.Less(op.Unsqueeze(time, [1]), op.Unsqueeze(lengths, [0]))   # (T, B)
+            mask = op.Unsqueeze(op.CastLike(active, x), [2])                     # (T, B, 1)
+        else:
+            mask = op.Expand(op.CastLike(op.Constant(value_float=1.0), x),
+                             op.Concat(op.Shape(x, start=0, end=2), op.Constant(value_ints=[1]), axis=0))
+        if reverse:                                                             # the scan walks t = T-1 .. 0
+            gx, mask = flip(gx), flip(mask)
+        output, h_n, c_n = lstm_projection_scan(gx, mask, h0, c0, op.Transpose(w_hh, perm=[1, 0]),
+                                                op.Transpose(w_hr, perm=[1, 0]))
+        return (flip(output) if reverse else output), h_n, c_n
+
+    def flip(t):
+        # t reversed along time (axis 0)
+        return op.Slice(t, op.Constant(value_ints=[-1]), op.Constant(value_ints=[-(2 ** 62)]),
+                        op.Constant(value_ints=[0]), op.Constant(value_ints=[-1]))
+
     def scan(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths, mode,
              batch_sizes, reverse, save):
+        if w_hr is not None and mode == "lstm" and ln_weight is None and zoneout_h is None and zoneout_c is None \
+                and w_ih is not None and not batch_sizes:
+            return projected_lstm(x, w_ih, b_ih, w_hh, h0, c0, w_hr, lengths, reverse) + (nothing_like(x),) * 6
         for value, what in ((w_hr, "projection (proj_size)"), (ln_weight, "layer normalisation"),
                             (zoneout_h, "zoneout"), (zoneout_c, "zoneout")):
             if value is not None:
@@ -63,7 +97,7 @@ def onnx_translations() -> Dict[object, Callable]:
         initial_h = op.Unsqueeze(h0, [0])                                      # (1, B, H)
         sequence_lens = op.Cast(lengths, to=6) if lengths is not None else None   # (B,) int32
         direction = "reverse" if reverse else "forward"
-        nothing = op.CastLike(op.Constant(value_floats=[]), x)
+        nothing = nothing_like(x)
         if mode == "lstm":
             Y, Y_h, Y_c = op.LSTM(x, W, R, B, sequence_lens, initial_h, op.Unsqueeze(c0, [0]), hidden_size=hidden,
                                   direction=direction)
