@@ -3,10 +3,10 @@
 A cell module runs the time loop's own step: the C++ loops of ``rnnkit.nn.scan``
 (``scan_forward`` / ``scan_backward`` of native/cells.cpp, one step long) as one C++ autograd
 node (``cell_step``), or without a graph ``scan.forward_step``, which the loop and streaming
-``step`` run; other dtypes and devices, traced models and autocast run ``scan`` itself. So a cell and a layer share one
-implementation of the equations and of their gradients, and a single step pays none of the
-per-sequence bookkeeping (at the sizes of pytorch/examples' time_sequence_prediction it is what
-torch.nn's cells are measured against).
+``step`` run; other dtypes and devices, traced models and autocast run ``scan`` itself. So a
+cell and a layer share one implementation of the equations and of their gradients, and a single
+step pays none of the per-sequence bookkeeping (``benchmarks/cells.py`` measures it against
+torch.nn's cells at the sizes of pytorch/examples' time_sequence_prediction).
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class _CellBase(RecurrentModule):
         c = self._state(c, "cx", B, unbatched, x) if self.kind.has_cell_state else None
         kind = fastest(self.kind, x.dtype, x.device.type)
         graph = needs_saving(x, self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh, h, c)
-        traced = torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type)   # scan handles both
-        if graph and kind.native and not traced:        # the loop's C++ step as one autograd node
+        scan_only = torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type)   # scan handles both
+        if graph and kind.native and not scan_only:     # the loop's C++ step as one autograd node
             empty = x.new_empty(0)
             h_new, c_new = native.load().cell_step(CELL_CODES[kind.name], x, self.weight_ih, self.weight_hh,
                                                    self.bias_ih if self.bias else empty,
@@ -81,7 +81,7 @@ class _CellBase(RecurrentModule):
             if self.bias:
                 bias = self.bias_ih if kind.separate_recurrent else self.bias_ih + self.bias_hh
             b_hh = self.bias_hh if kind.separate_recurrent else None
-            if graph or traced:                         # autograd in PyTorch operations, traced, or autocast
+            if graph or scan_only:                      # autograd in PyTorch operations, traced, or autocast
                 result = scan(self.kind, x.unsqueeze(0), self.weight_hh, h, c, w_ih=self.weight_ih, b_ih=bias,
                               b_hh=b_hh)
                 h_new, c_new = result.h_n, result.c_n
