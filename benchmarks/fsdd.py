@@ -209,7 +209,8 @@ def main() -> None:
     parser.add_argument("--ctc-bidirectional", action="store_true",
                         help="connected: an offline bidirectional recogniser (default: unidirectional, streamable)")
     parser.add_argument("--bf16", action="store_true",
-                        help="train under bfloat16 autocast: faster only on CPUs with AMX or AVX-512 BF16 (default: float32)")
+                        help="train under bfloat16 autocast: faster only on CPUs with AMX or AVX-512 BF16 "
+                             "(default: float32)")
     parser.add_argument("--dropout", type=float, default=0.1, help="(default: 0.1)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (default: 0)")

@@ -85,7 +85,8 @@ def main() -> None:
                         help="train on every step of each training series (no validation; BEST is the lowest "
                              "training loss) instead of holding out its last 48 steps to pick BEST")
     parser.add_argument("--bf16", action="store_true",
-                        help="train under bfloat16 autocast: faster only on CPUs with AMX or AVX-512 BF16 (default: float32)")
+                        help="train under bfloat16 autocast: faster only on CPUs with AMX or AVX-512 BF16 "
+                             "(default: float32)")
     add_run_flags(parser, "m4_hourly", "runs/m4-hourly")
     args = parser.parse_args()
     folder = data_dir("m4_hourly", args.data_dir)
@@ -115,7 +116,8 @@ def main() -> None:
     rank = 1 + sum(owa < scores["owa"] for owa, _, _ in table)
     write_result(args.json, {
         "benchmark": "m4-hourly", "minutes": args.minutes, "ensemble": args.ensemble, "model": model,
-        "input_size": data.context(), "batch_size": data.batch_size, "log": data.log, "lr": args.lr, "holdout": data.holdout,
+        "input_size": data.context(), "batch_size": data.batch_size, "log": data.log, "lr": args.lr,
+        "holdout": data.holdout,
         "bf16": args.bf16, "threads": torch.get_num_threads(),
         "planned_steps": steps, "steps": result.steps, "stopped_because": result.stopped_because,
         "train_seconds": round(train_seconds, 1),

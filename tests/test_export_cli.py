@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.export import Exportable, check, export, write
+from rnnkit.export import Exportable, check, export, runner, write
 from rnnkit.tasks import classify, forecast, lm, speech, translate
 from rnnkit.tasks.classify import ClassifyData
 from rnnkit.tasks.forecast import ForecastData
@@ -104,15 +104,9 @@ def test_a_translator_exports_as_an_encoder_and_a_decoder_step_and_refuses_to_ov
 
 
 def onnx_parts(export_path):
-    """The two ONNX parts as functions of tensors returning tuples of tensors (as a runtime runs them)."""
-    import onnxruntime
-
-    def run(path):
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-        return lambda *inputs: tuple(torch.from_numpy(o) for o in session.run(
-            None, {name: t.numpy() for name, t in zip(names, inputs)}))
-    return [run(export_path.with_name(f"{export_path.stem}.{part}.onnx")) for part in ("encoder", "decoder")]
+    """The two ONNX parts as functions of tensors returning tuples of tensors (onnxruntime sessions)."""
+    runs = [runner(export_path.with_name(f"{export_path.stem}.{part}.onnx"), "onnx") for part in ("encoder", "decoder")]
+    return [lambda *inputs, run=run: run(inputs) for run in runs]
 
 
 def greedy(encoder, decoder, source, lengths, memory_names, state_count, config, steps):

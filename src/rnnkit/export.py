@@ -56,6 +56,14 @@ class Exportable:
         return (1, self.min_length), (5, 13)
 
 
+def padded_lengths(batch: int, length: int, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
+    """Random lengths for a check's padded batch, as ``make_inputs`` draws them: ``lengths`` (batch,)
+    from 1 to ``length``, the first one full, and ``real`` (batch, length), True at real steps."""
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    return lengths, torch.arange(length) < lengths.unsqueeze(1)
+
+
 @dataclass
 class ExportReport:
     """What ``export`` wrote: ``paths`` (one file, or one per part), ``format``, the largest
@@ -159,7 +167,7 @@ def check(exportable: Exportable, path: Path, fmt: str) -> float:
     """The largest absolute difference between the file at ``path`` and PyTorch, over every output
     at each of ``exportable.check_shapes()`` (inf when a shape differs or a value is not finite
     where PyTorch's is)."""
-    run = _runner(path, fmt, exportable)
+    run = runner(path, fmt)
     worst = 0.0
     for k, (batch, length) in enumerate(exportable.check_shapes()):
         inputs = exportable.make_inputs(batch, length, torch.Generator().manual_seed(k + 1))
@@ -177,7 +185,9 @@ def check(exportable: Exportable, path: Path, fmt: str) -> float:
     return worst
 
 
-def _runner(path: Path, fmt: str, exportable: Exportable) -> Callable:
+def runner(path: Path, fmt: str) -> Callable:
+    """The exported file at ``path`` as a function: a tuple of input tensors -> a tuple of output
+    tensors (the loaded program for pt2, an onnxruntime session for ONNX)."""
     if fmt == "pt2":
         program = torch.export.load(str(path)).module()
         return lambda inputs: _as_tuple(program(*inputs))

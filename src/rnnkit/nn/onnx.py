@@ -33,9 +33,8 @@ def onnx_translations() -> Dict[object, Callable]:
     import torch
     from onnxscript import opset18 as op
 
-    from .onnx_loops import lstm_projection_scan
-
     from . import ops  # noqa: F401  (registers rnnkit::scan)
+    from .onnx_loops import lstm_projection_scan
 
     def permuted(rows, gates):
         # (G*H, ...) rows in PyTorch's gate order -> ONNX's, with a leading direction axis

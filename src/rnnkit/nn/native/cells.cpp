@@ -894,7 +894,7 @@ class CellStep : public torch::autograd::Function<CellStep> {
                                                   torch::Tensor c) {
         const bool lstm = cell == LSTM, gru = cell == GRU;
         const int64_t B = x.size(0), H = w_hh.size(1), GH = w_hh.size(0);
-        const int64_t saved = lstm ? 5 : gru ? 4 : 0;                  // the RNN re-reads h' (cells.py)
+        const int64_t saved = lstm ? 5 : gru ? 4 : 0;   // the gate kernels' act widths / H; the RNN re-reads h'
         x = x.contiguous();
         torch::Tensor empty = x.new_empty({0});
         // the GRU adds b_hh inside r * (.), the others take both biases summed in the projection

@@ -267,16 +267,14 @@ class _Logits(torch.nn.Module):
 def exportable(trained: TrainedClassifier):
     """``rnnkit export``: ``(inputs, lengths) -> logits``; inputs (B, T) token ids padded with 0, or
     (B, T, F) standardised features; lengths (B,) int64."""
-    from rnnkit.export import Exportable
+    from rnnkit.export import Exportable, padded_lengths
 
     if isinstance(trained, Ensemble):
         raise ValueError("rnnkit export takes one classifier checkpoint, not an ensemble: export each member")
     config = trained.model.config
 
     def make_inputs(batch: int, length: int, generator: torch.Generator):
-        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
-        lengths[0] = length
-        real = (torch.arange(length) < lengths.unsqueeze(1))                               # (B, T)
+        lengths, real = padded_lengths(batch, length, generator)                             # (B,), (B, T)
         if config.num_embeddings:
             ids = torch.randint(1, config.num_embeddings, (batch, length), generator=generator)
             return ids * real, lengths

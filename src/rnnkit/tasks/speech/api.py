@@ -328,16 +328,14 @@ def exportable(trained: TrainedRecogniser):
     -> (outputs, steps)``: CTC log-probabilities (B, T', units) and the (B,) encoder steps, or the
     words head's logits (B, classes). The features are the checkpoint's own (``trained.features``,
     normalised as it says); computing them from audio stays outside the exported model."""
-    from rnnkit.export import Exportable
+    from rnnkit.export import Exportable, padded_lengths
 
     model = trained.model
     width = model.config.input_size
 
     def make_inputs(batch: int, length: int, generator: torch.Generator):
-        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
-        lengths[0] = length
-        real = (torch.arange(length) < lengths.unsqueeze(1)).unsqueeze(-1)                 # (B, T, 1)
-        return torch.randn(batch, length, width, generator=generator) * real, lengths
+        lengths, real = padded_lengths(batch, length, generator)                             # (B,), (B, T)
+        return torch.randn(batch, length, width, generator=generator) * real.unsqueeze(-1), lengths
 
     return Exportable(model, make_inputs, ["features", "lengths"], ["outputs", "steps"],
                       {"features": {0: "batch", 1: "length"}, "lengths": {0: "batch"}},

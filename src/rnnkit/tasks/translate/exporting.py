@@ -73,16 +73,14 @@ class DecoderStep(nn.Module):
 
 def exportable_parts(model: Translator) -> Dict[str, "Exportable"]:   # noqa: F821  (rnnkit.export.Exportable)
     """``{"encoder": Exportable, "decoder": Exportable}`` of an eval-mode translator."""
-    from rnnkit.export import Exportable
+    from rnnkit.export import Exportable, padded_lengths
 
     c = model.config
     states, memory = _state_names(model), _memory_names(model)
     encoder, decoder = Encoder(model).eval(), DecoderStep(model).eval()
 
     def make_source(batch: int, length: int, generator: torch.Generator):
-        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
-        lengths[0] = length
-        real = torch.arange(length) < lengths.unsqueeze(1)                                  # (N, S)
+        lengths, real = padded_lengths(batch, length, generator)                             # (N,), (N, S)
         ids = torch.randint(0, c.source_vocab, (batch, length), generator=generator)
         return torch.where(real, ids, c.pad_id), lengths
 
