@@ -176,6 +176,30 @@ def test_an_ensemble_forecasts_the_median_of_its_members(tmp_path):
     assert len(forecast.predict(tmp_path / "run", history)) == 3 * H
 
 
+def test_forecasters_trained_apart_forecast_as_one_ensemble(tmp_path, capsys):
+    history, future = split(series_frame(n=3, days=10))
+    history.to_csv(tmp_path / "history.csv", index=False)
+    future.to_csv(tmp_path / "future.csv", index=False)
+    for name, seed in (("a", 0), ("b", 1)):
+        forecast.fit(history, tmp_path / name, data=ForecastData(horizon=H, input_size=48), model=SMALL,
+                     train=quick(steps=4, eval_every=4, seed=seed))
+    both = [tmp_path / "a", tmp_path / "b"]
+    joined = forecast.load(both)
+    assert joined.model.config.input_sizes == [48, 48] and len(joined.model.members) == 2
+    apart = [forecast.predict(path, history) for path in both]
+    together = forecast.predict(both, history)
+    for column in ("q0.1", "q0.5", "q0.9"):                   # the median of two: their mean
+        np.testing.assert_allclose(together[column], (apart[0][column] + apart[1][column]) / 2, rtol=1e-5)
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(both[0]), "--checkpoint", str(both[1]), "--data",
+                 str(tmp_path / "history.csv"), "--actuals", str(tmp_path / "future.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["smape"] > 0
+    forecast.fit(history, tmp_path / "wide", data=ForecastData(horizon=H, input_size=48), model=dict(SMALL, hidden_size=8),
+                 train=quick(steps=4, eval_every=4))
+    with pytest.raises(ValueError, match="their networks differ in hidden_size"):
+        forecast.load([tmp_path / "a", tmp_path / "wide"])
+
+
 def test_the_command_line_trains_predicts_evaluates_and_backtests(trained, tmp_path, capsys):
     out, history, future = trained
     history.to_csv(tmp_path / "history.csv", index=False)

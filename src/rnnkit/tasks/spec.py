@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 from ..files import check_encoding
 from ..options import check, option
@@ -47,8 +48,8 @@ class TaskSpec:
         text_output: ``rnnkit predict --output`` to a name other than .csv/.jsonl/.json writes
             ``show(row)`` as one line each (a translator's output is a text file).
         commands: the task's own commands (``Command``), such as forecasting's ``backtest``.
-        ensembles: whether several checkpoints can evaluate and predict as one (the mean of their
-            probabilities).
+        ensembles: whether several checkpoints can evaluate and predict as one (a classifier: the
+            mean of their probabilities; a forecaster: the median of their forecasts).
         train_defaults: ``TrainConfig`` defaults of this task's command line (``{"lr": 3e-3}``).
         epochs: epochs to train when no step, epoch or time limit is given.
         api: the module with the task's Python API, by name (imported when used; it may import torch):
@@ -102,6 +103,14 @@ class ReadText:
 
     def __post_init__(self):
         check(self)
+
+
+def checkpoint_paths(checkpoints) -> List[Path]:
+    """One checkpoint path, or several (an ensemble's), as a non-empty list."""
+    paths = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(p) for p in checkpoints]
+    if not paths:
+        raise ValueError("no checkpoint given: give one path, or several for an ensemble")
+    return paths
 
 
 def single_checkpoint(checkpoints, task: str):

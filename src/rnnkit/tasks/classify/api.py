@@ -16,6 +16,7 @@ from rnnkit.options import UsageError
 from rnnkit.train import TrainConfig, Trainer, TrainResult, find_checkpoint, run_directory
 from rnnkit.train.checkpoint import load_task_model
 
+from ..spec import checkpoint_paths
 from .config import TEXT_FIELDS, ClassifierConfig, ClassifyData
 from .examples import DIGITS, encode_items, feature_statistics, read_examples, split
 from .metrics import classification_metrics, per_class
@@ -155,14 +156,6 @@ def load(path: Checkpoints, *, device: str = "cpu") -> Union[TrainedClassifier, 
                                      device)
     encoder = TextEncoder.from_dict(info["encoder"]) if info.get("encoder") else None
     return TrainedClassifier(model, Labels.from_dict(info["labels"]), encoder, info)
-
-
-def checkpoint_paths(checkpoint: Checkpoints) -> List[Path]:
-    """One checkpoint path, or several (an ensemble's), as a non-empty list."""
-    paths = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(p) for p in checkpoint]
-    if not paths:
-        raise ValueError("no checkpoint given: give one path, or several for an ensemble")
-    return paths
 
 
 def evaluate(checkpoints: Checkpoints, path, *, encoding=None, text_col=None, label_col=None, fmt=None,

@@ -17,7 +17,7 @@ SPEC = TaskSpec(
     description="Train one recurrent forecaster (rnnkit LSTM/GRU/RNN over scaled windows, then a direct quantile "
                 "decoder or an autoregressive one) over all the series of a file.",
     data=ForecastData, model=ForecastModel, fit_options=ForecastFit, evaluate_options=ForecastEvaluate,
-    predict_options=ForecastPredict, api="rnnkit.tasks.forecast.api",
+    predict_options=ForecastPredict, api="rnnkit.tasks.forecast.api", ensembles=True,
     data_help="the series to train on (CSV: long unique_id,ds,y; wide M4 rows V1..Vn; or one series)",
     valid_help="the values after each series, scored as the validation (default: the last --horizon steps of "
                "each series held out)",

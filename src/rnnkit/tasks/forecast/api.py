@@ -18,7 +18,7 @@ import torch
 from rnnkit.train import TrainConfig, Trainer, TrainResult, run_directory
 from rnnkit.train.checkpoint import load_task_model
 
-from ..spec import single_checkpoint
+from ..spec import checkpoint_paths
 from . import baselines, metrics
 from .config import BASELINE_METHODS, ForecastData, ForecastModel, ensemble_sizes, season_of
 from .model import ForecastEnsemble
@@ -122,10 +122,49 @@ def fit(path, out, *, valid=None, data: ForecastData, model: Optional[dict] = No
 
 
 def load(path, *, device: str = "cpu") -> TrainedForecaster:
-    """Rebuild the forecaster saved in ``path`` (a run directory or a checkpoint directory)."""
-    model, task, checkpoint = load_task_model(path, "forecast", lambda task: ForecastEnsemble(ForecastModel(**task["model"])),
-                                              device)
-    return TrainedForecaster(model, Features.from_dict(task["features"]), checkpoint.config)
+    """Rebuild the forecaster saved in ``path`` (a run directory or a checkpoint directory).
+
+    Several paths give one forecaster holding all their networks, whose forecasts are the median
+    of theirs (``ForecastEnsemble``): networks trained apart (other seeds, other processes) on
+    the same data, with the same features and network options but for their input sizes.
+    """
+    paths = checkpoint_paths(path)
+    loaded = []
+    for one in paths:
+        model, task, checkpoint = load_task_model(one, "forecast",
+                                                  lambda task: ForecastEnsemble(ForecastModel(**task["model"])), device)
+        loaded.append((model, task, checkpoint.config))
+    if len(loaded) > 1:
+        return _joined(loaded, paths)
+    model, task, config = loaded[0]
+    return TrainedForecaster(model, Features.from_dict(task["features"]), config)
+
+
+#: Network options that may differ between the checkpoints of one ensemble.
+_FREE_IN_ENSEMBLE = ("input_sizes", "dropout")
+
+
+def _joined(loaded: list, paths: list) -> TrainedForecaster:
+    """One ``TrainedForecaster`` of the networks of several loaded checkpoints (``load``)."""
+    model, task, config = loaded[0]
+    first = {key: value for key, value in task["model"].items() if key not in _FREE_IN_ENSEMBLE}
+    for (other, other_task, _), path in zip(loaded[1:], paths[1:]):
+        if other_task["features"] != task["features"]:
+            differ = sorted(key for key in task["features"] if task["features"][key] != other_task["features"].get(key))
+            raise ValueError(f"{path} cannot join {paths[0]} in one ensemble: their features differ "
+                             f"({', '.join(differ)}): ensemble forecasters trained on the same data with the same "
+                             f"data options")
+        theirs = {key: value for key, value in other_task["model"].items() if key not in _FREE_IN_ENSEMBLE}
+        if theirs != first:
+            differ = sorted(key for key in first if first[key] != theirs.get(key))
+            raise ValueError(f"{path} cannot join {paths[0]} in one ensemble: their networks differ in "
+                             f"{', '.join(differ)}: ensemble forecasters of the same network options")
+    members = [member for one, _, _ in loaded for member in one.members]
+    sizes = [size for one, _, _ in loaded for size in one.config.input_sizes]
+    joined = ForecastEnsemble(ForecastModel(**dict(task["model"], input_sizes=sizes)), members)
+    config = dict(config, task=dict(task, model=asdict(joined.config), fit=dict(task.get("fit", {}),
+                                                                               ensemble=len(members))))
+    return TrainedForecaster(joined, Features.from_dict(task["features"]), config)
 
 
 def _baseline_forecasts(series: SeriesSet, h: int, m: int, method: str) -> np.ndarray:
@@ -159,7 +198,7 @@ def predict(checkpoint, data, *, horizon: Optional[int] = None, quantiles: Optio
     Outputs:
         a long-format DataFrame: id, time, ``forecast``, and ``q<level>`` columns.
     """
-    trained = load(single_checkpoint(checkpoint, "forecast"), device=device)
+    trained = load(checkpoint, device=device)
     series = read(data, trained.data)
     levels, forecast = _forecast(trained, series, horizon=horizon, quantiles=quantiles, future=future, method=method)
     return forecast_frame(series, levels, forecast, id_col=trained.data["id_col"], time_col=trained.data["time_col"])
@@ -216,7 +255,7 @@ def evaluate(checkpoints, path, *, actuals=None, per_series: Optional[str] = Non
     """
     if actuals is None:
         raise ValueError("evaluating a forecaster needs the values that followed the history: give --actuals FILE")
-    trained = load(single_checkpoint(checkpoints, "forecast"), device=device)
+    trained = load(checkpoints, device=device)
     history = read(path, trained.data)
     actual = _actuals(actuals, history, trained.data, trained.horizon)
     levels, forecast = _forecast(trained, history, future=future)
@@ -237,7 +276,7 @@ def backtest(checkpoints, path, *, windows: int = 3, step: Optional[int] = None,
     steps apart (default the horizon), the last one a horizon before the end of each series,
     scored against what followed each origin. Outputs: overall metrics, ``windows``: each
     window's, and ``baselines``: the baselines' overall sMAPE, MASE and OWA."""
-    trained = load(single_checkpoint(checkpoints, "forecast"), device=device)
+    trained = load(checkpoints, device=device)
     series, H = read(path, trained.data), trained.horizon
     step = step or H
     totals, baseline_totals, per_window, shown = {}, {}, {}, []
@@ -280,7 +319,7 @@ def predict_rows(checkpoints, inputs: Sequence[str], *, data=None, horizon=None,
     ``plot`` a PNG of the first ``plot_series`` series' history, forecast and interval."""
     if data is None:
         raise ValueError("forecasting reads the series' history from a file: give --data FILE")
-    trained = load(single_checkpoint(checkpoints, "forecast"), device=device)
+    trained = load(checkpoints, device=device)
     series = read(data, trained.data)
     levels, forecast = _forecast(trained, series, horizon=horizon, quantiles=quantiles, future=future, method=method)
     frame = forecast_frame(series, levels, forecast, id_col=trained.data["id_col"], time_col=trained.data["time_col"])

@@ -213,13 +213,17 @@ class ForecastEnsemble(nn.Module):
     """``len(config.input_sizes)`` ``Forecaster`` s trained together on the same windows, each
     reading its own last ``input_sizes[k]`` context steps; forecasts are the median of theirs.
 
+    Args: members: trained networks to hold (``config.input_sizes``: theirs, in order); default new ones.
     Inputs: ``ForecastBatch`` es with ``max(input_sizes)`` steps of context.
     """
 
-    def __init__(self, config: ForecastModel):
+    def __init__(self, config: ForecastModel, members: Optional[Sequence["Forecaster"]] = None):
         super().__init__()
+        if members is not None and len(members) != len(config.input_sizes):
+            raise ValueError(f"{len(members)} members for {len(config.input_sizes)} input sizes")
         self.config = config
-        self.members = nn.ModuleList(Forecaster(config) for _ in config.input_sizes)
+        self.members = nn.ModuleList(members if members is not None else
+                                     (Forecaster(config) for _ in config.input_sizes))
 
     @property
     def context(self) -> int:
@@ -241,8 +245,9 @@ class ForecastEnsemble(nn.Module):
         each = torch.stack([member.quantiles(view, levels, samples) for member, view in self._views(batch)])
         if len(each) == 1:
             return each[0]
-        # torch.median's (the lower middle one for an even count), by sorting: ONNX has no median
-        middle = each.sort(dim=0).values[(len(each) - 1) // 2]
+        # the median by sorting (ONNX has no median); an even count: the mean of the middle two
+        ordered = each.sort(dim=0).values
+        middle = (ordered[(len(each) - 1) // 2] + ordered[len(each) // 2]) / 2
         return middle.sort(dim=-1).values
 
     def config_dict(self) -> dict:
