@@ -124,13 +124,22 @@ def test_onnx_export_runs_in_onnxruntime_at_new_shapes(cls, kwargs, tmp_path):
             torch.testing.assert_close(torch.from_numpy(have), want, rtol=1e-4, atol=1e-4)
 
 
-def test_onnx_export_of_a_layer_norm_lstm_is_refused_naming_it(tmp_path):
-    pytest.importorskip("onnxscript", reason="onnxscript is in the test extra; install rnnkit[test]")
-    module = make(rnn.LSTM, dict(layer_norm=True)).eval()
-    with pytest.raises(Exception, match=r"no layer normalisation"):
-        torch.onnx.export(module, inputs(module, 5, 3), str(tmp_path / "p.onnx"), dynamo=True,
-                          custom_translation_table=rnn.onnx_translations(), verbose=False)
-    assert not (tmp_path / "p.onnx").exists()
+# options ONNX's recurrent operators lack: each becomes an ONNX Scan over one step of the cell
+LOOP_LAYERS = [
+    (rnn.LSTM, dict(layer_norm=True)),
+    (rnn.LSTM, dict(zoneout=0.3, bidirectional=True, batch_first=True)),
+    (rnn.LSTM, dict(num_layers=2, proj_size=3, layer_norm=True, zoneout=0.2)),
+    (rnn.GRU, dict(layer_norm=True, zoneout=0.1, bidirectional=True)),
+    (rnn.RNN, dict(nonlinearity="relu", layer_norm=True)),
+    (rnn.RNN, dict(zoneout=0.2, bias=False)),
+]
+LOOP_IDS = ["lstm_ln", "lstm_zoneout_bi_bf", "lstm_2layer_proj_ln_zoneout", "gru_ln_zoneout_bi", "rnn_relu_ln",
+            "rnn_zoneout_nobias"]
+
+
+@pytest.mark.parametrize("cls, kwargs", LOOP_LAYERS, ids=LOOP_IDS)
+def test_layer_norm_and_zoneout_export_to_onnx_as_a_loop(cls, kwargs, tmp_path):
+    test_onnx_export_runs_in_onnxruntime_at_new_shapes(cls, kwargs, tmp_path)
 
 
 @pytest.mark.parametrize("mode, gates", [("lstm", 4), ("gru", 3), ("rnn_tanh", 1)])
@@ -183,6 +192,10 @@ LENGTH_LAYERS = [(rnn.LSTM, dict(num_layers=2, bidirectional=True, batch_first=T
                  (rnn.RNN, dict(batch_first=True)),
                  (rnn.LSTM, dict(num_layers=2, bidirectional=True, batch_first=True, proj_size=3))]
 LENGTH_IDS = ["lstm_2layer_bi", "gru_bi", "rnn_tanh", "lstm_proj_2layer_bi"]
+# (exported in evaluation mode, where zoneout is deterministic)
+EXPORT_LENGTH_LAYERS = LENGTH_LAYERS + [(rnn.GRU, dict(bidirectional=True, batch_first=True, layer_norm=True,
+                                                       zoneout=0.2))]
+EXPORT_LENGTH_IDS = LENGTH_IDS + ["gru_ln_zoneout_bi"]
 
 
 def padded(B, T, seed):
@@ -210,7 +223,7 @@ def test_lengths_compile_without_a_graph_break_and_match_eager(cls, kwargs):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls, kwargs", LENGTH_LAYERS, ids=LENGTH_IDS)
+@pytest.mark.parametrize("cls, kwargs", EXPORT_LENGTH_LAYERS, ids=EXPORT_LENGTH_IDS)
 def test_lengths_export_to_a_program_and_to_onnx(cls, kwargs, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra; install rnnkit[test]")
     torch.manual_seed(0)

@@ -219,20 +219,29 @@ def test_the_exported_language_model_carries_its_state_like_pytorch(runs, tmp_pa
     torch.testing.assert_close(state[2], want_state[1][0], rtol=1e-5, atol=1e-5)
 
 
+@torch.library.custom_op("rnnkit_test::doubled", mutates_args=())
+def _doubled(x: torch.Tensor) -> torch.Tensor:
+    """An operator with no ONNX translation."""
+    return x * 2
+
+
+_doubled.register_fake(lambda x: torch.empty_like(x))
+
+
 def test_an_onnx_export_the_exporter_refuses_is_one_line_naming_the_reason(tmp_path):
     pytest.importorskip("onnxscript", reason="onnxscript is in the test extra; install rnnkit[test]")
     import rnnkit.nn as rnn
 
-    class LayerNormalised(torch.nn.Module):
+    class Untranslatable(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = rnn.LSTM(3, 5, layer_norm=True)
+            self.rnn = rnn.LSTM(3, 5)
 
         def forward(self, x):
-            return self.rnn(x)[0]
+            return _doubled(self.rnn(x)[0])
 
-    exportable = Exportable(LayerNormalised().eval(), lambda b, t, g: (torch.randn(t, b, 3, generator=g),), ["x"],
+    exportable = Exportable(Untranslatable().eval(), lambda b, t, g: (torch.randn(t, b, 3, generator=g),), ["x"],
                             ["y"], {"x": {0: "length", 1: "batch"}})
-    with pytest.raises(ValueError, match=r"^ONNX export failed: .*no layer normalisation") as info:
+    with pytest.raises(ValueError, match=r"^ONNX export failed: .*doubled") as info:
         write(exportable, tmp_path / "p.onnx", "onnx")
     assert "\n" not in str(info.value)

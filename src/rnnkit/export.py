@@ -206,6 +206,7 @@ class _Positional(nn.Module):
     def __init__(self, module: nn.Module):
         super().__init__()
         self.inner = module
+        self.training = module.training         # (the flag only: an evaluation-mode model exports without a warning)
 
     def forward(self, *inputs):
         return self.inner(*inputs)

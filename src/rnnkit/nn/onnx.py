@@ -8,11 +8,11 @@ loop as one ``rnnkit::scan`` node (``rnnkit.nn.ops``); this table tells it how t
 in ONNX. Each becomes one ONNX recurrent operator with dynamic batch and time axes. ONNX orders
 the gates differently from PyTorch (LSTM: i, o, f, c against PyTorch's i, f, g, o; GRU: z, r, h
 against r, z, n), so the weight and bias rows are permuted in the graph; the GRU uses
-``linear_before_reset=1``, PyTorch's definition. ONNX's LSTM has no projection (``proj_size``):
-such a layer becomes an ONNX ``Scan`` whose body is one step of the cell (``onnx_loops``).
-``lengths`` given as a tensor become the operators' ``sequence_lens`` (the Scan's mask). Layer
-normalisation of the recurrent projection and zoneout have no ONNX form here: a layer with one
-of them is refused with one line at export.
+``linear_before_reset=1``, PyTorch's definition. What those operators have no form for (an LSTM
+projection, ``proj_size``; layer normalisation of the recurrent projection; zoneout) becomes an
+ONNX ``Scan`` whose body is one step of the cell (``onnx_loops``): the layer's own definition,
+written out, whatever combination of the three it has. ``lengths`` given as a tensor become the
+operators' ``sequence_lens`` (the Scan's mask). Lengths given as a list are refused in one line.
 
 Needs ``onnx`` and ``onnxscript`` (``pip install rnnkit[export]``; onnxruntime runs the result).
 """
@@ -24,17 +24,13 @@ from typing import Callable, Dict
 # ONNX's gate order as indices into PyTorch's blocks of rows
 _ONNX_GATES = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
 
-UNSUPPORTED = ("rnnkit layers export to ONNX as its LSTM/GRU/RNN operators, which have no {what}: "
-               "export a layer without it")
-
-
 def onnx_translations() -> Dict[object, Callable]:
     """The ``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``."""
     import torch
     from onnxscript import opset18 as op
 
     from . import ops  # noqa: F401  (registers rnnkit::scan)
-    from .onnx_loops import lstm_projection_scan
+    from .onnx_loops import gru_scan, lstm_scan, rnn_scan
 
     def permuted(rows, gates):
         # (G*H, ...) rows in PyTorch's gate order -> ONNX's, with a leading direction axis
@@ -47,45 +43,73 @@ def onnx_translations() -> Dict[object, Callable]:
     def nothing_like(x):
         return op.CastLike(op.Constant(value_floats=[]), x)
 
-    def projected_lstm(x, w_ih, b_ih, w_hh, h0, c0, w_hr, lengths, reverse):
-        # ONNX's LSTM has no projection: an ONNX Scan over time whose body is one step of the cell,
-        # rows past their length carrying their state and giving zeros, as rnnkit's scan does.
-        gx = op.MatMul(x, op.Transpose(w_ih, perm=[1, 0]))                     # (T, B, 4H)
-        if b_ih is not None:
-            gx = op.Add(gx, b_ih)
-        if lengths is not None:
-            time = op.Range(op.Constant(value_int=0), op.Squeeze(op.Shape(x, start=0, end=1), [0]),
-                            op.Constant(value_int=1))                           # (T,)
-            active = op.Less(op.Unsqueeze(time, [1]), op.Unsqueeze(lengths, [0]))   # (T, B)
-            mask = op.Unsqueeze(op.CastLike(active, x), [2])                     # (T, B, 1)
-        else:
-            mask = op.Expand(op.CastLike(op.Constant(value_float=1.0), x),
-                             op.Concat(op.Shape(x, start=0, end=2), op.Constant(value_ints=[1]), axis=0))
-        if reverse:                                                             # the scan walks t = T-1 .. 0
-            gx, mask = flip(gx), flip(mask)
-        output, h_n, c_n = lstm_projection_scan(gx, mask, h0, c0, op.Transpose(w_hh, perm=[1, 0]),
-                                                op.Transpose(w_hr, perm=[1, 0]))
-        return (flip(output) if reverse else output), h_n, c_n
+    def per_step(value: float, x, width: int):
+        # (T, B, width) of ``value``, T and B those of x
+        shape = op.Concat(op.Shape(x, start=0, end=2), op.Constant(value_ints=[width]), axis=0)
+        return op.Expand(op.CastLike(op.Constant(value_float=value), x), shape)
+
+    def fixed(value: float, x, *shape: int):
+        # a tensor of ``value`` of this static shape, x's type
+        return op.Expand(op.CastLike(op.Constant(value_float=value), x), op.Constant(value_ints=list(shape)))
+
+    def flag(value: bool):
+        return op.Cast(op.Constant(value_int=int(value)), to=9)                 # a bool scalar
 
     def flip(t):
         # t reversed along time (axis 0)
         return op.Slice(t, op.Constant(value_ints=[-1]), op.Constant(value_ints=[-(2 ** 62)]),
                         op.Constant(value_ints=[0]), op.Constant(value_ints=[-1]))
 
+    def loop(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths, mode, reverse):
+        # An ONNX Scan over time whose body is one step of the cell (onnx_loops), for the options
+        # ONNX's recurrent operators lack; rows past their length carry their state and give zeros,
+        # as rnnkit's scan does.
+        if w_ih is not None:
+            gx = op.MatMul(x, op.Transpose(w_ih, perm=[1, 0]))                 # (T, B, G*H)
+            gx = op.Add(gx, b_ih) if b_ih is not None else gx
+        else:
+            gx = x                                                              # layer norm: x is the projection
+        GH, Hr = w_hh.shape[0], w_hh.shape[1]
+        if lengths is not None:
+            time = op.Range(op.Constant(value_int=0), op.Squeeze(op.Shape(x, start=0, end=1), [0]),
+                            op.Constant(value_int=1))                           # (T,)
+            active = op.Less(op.Unsqueeze(time, [1]), op.Unsqueeze(lengths, [0]))   # (T, B)
+            mask = op.Unsqueeze(op.CastLike(active, x), [2])                     # (T, B, 1)
+        else:
+            mask = per_step(1.0, x, 1)
+        zone_h = zoneout_h if zoneout_h is not None else per_step(0.0, x, Hr)
+        gain = ln_weight if ln_weight is not None else fixed(1.0, x, GH)
+        recurrent = op.Transpose(w_hh, perm=[1, 0])                             # (Hr, G*H)
+        if mode == "lstm":
+            H = GH // 4
+            zone_c = zoneout_c if zoneout_c is not None else per_step(0.0, x, H)
+            projection = op.Transpose(w_hr, perm=[1, 0]) if w_hr is not None else \
+                op.EyeLike(fixed(0.0, x, H, H))                              # (H, Hr)
+            steps = (gx, mask, zone_h, zone_c)
+            scan_once = lambda s: lstm_scan(*s, h0, c0, recurrent, gain, flag(ln_weight is not None),  # noqa: E731
+                                            projection)
+        elif mode == "gru":
+            steps = (gx, mask, zone_h)
+            bias = b_hh if b_hh is not None else fixed(0.0, x, GH)
+            scan_once = lambda s: (*gru_scan(*s, h0, recurrent, bias, gain, flag(ln_weight is not None)),  # noqa: E731
+                                   nothing_like(x))
+        else:
+            steps = (gx, mask, zone_h)
+            scan_once = lambda s: (*rnn_scan(*s, h0, recurrent, gain, flag(ln_weight is not None),  # noqa: E731
+                                             flag(mode == "rnn_relu")), nothing_like(x))
+        if reverse:                                                             # the scan walks t = T-1 .. 0
+            steps = tuple(flip(t) for t in steps)
+        output, h_n, c_n = scan_once(steps)
+        return (flip(output) if reverse else output), h_n, c_n
+
     def scan(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths, mode,
              batch_sizes, reverse, save):
-        if w_hr is not None and mode == "lstm" and ln_weight is None and zoneout_h is None and zoneout_c is None \
-                and w_ih is not None and not batch_sizes:
-            return projected_lstm(x, w_ih, b_ih, w_hh, h0, c0, w_hr, lengths, reverse) + (nothing_like(x),) * 6
-        for value, what in ((w_hr, "projection (proj_size)"), (ln_weight, "layer normalisation"),
-                            (zoneout_h, "zoneout"), (zoneout_c, "zoneout")):
-            if value is not None:
-                raise ValueError(UNSUPPORTED.format(what=what))
-        if w_ih is None:
-            raise ValueError(UNSUPPORTED.format(what="layer normalisation"))
         if batch_sizes:
             raise ValueError("rnnkit layers run with lengths given as a list (or a PackedSequence) cannot be exported: "
                              "give lengths as a (batch,) tensor input of the model")
+        if w_ih is None or any(t is not None for t in (w_hr, ln_weight, zoneout_h, zoneout_c)):
+            return loop(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths, mode,
+                        reverse) + (nothing_like(x),) * 6
         hidden = w_hh.shape[1]
         W, R = permuted(w_ih, mode), permuted(w_hh, mode)
         B = None
