@@ -97,6 +97,30 @@ def test_cell_input_of_another_dtype_than_the_weights(name):
         cell(torch.randn(B, I, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "graph"])
+def test_cell_state_that_would_broadcast_or_convert_is_refused(name, grad):
+    # the C++ step checks shapes itself: a (1, H) or (H,) state or one of another dtype must not
+    # broadcast or convert silently, and the message is the module's
+    import rnnkit.nn as rnn
+
+    cell = getattr(rnn, name)(I, H)
+    x = torch.randn(B, I)
+    for bad, pattern in ((torch.zeros(1, H), r"hx must have shape \(%d, %d\)" % (B, H)),
+                         (torch.zeros(B, H + 1), r"hx must have shape"),
+                         (torch.zeros(B, H, dtype=torch.float64), r"(?s)state.*dtype")):
+        state = (bad, torch.zeros(B, H)) if name == "LSTMCell" else bad
+        with torch.set_grad_enabled(grad), pytest.raises(ValueError, match=pattern) as info:
+            cell(x, state)
+        assert "\n" not in str(info.value)
+    if name == "LSTMCell":
+        with pytest.raises(ValueError, match=r"cx must have shape"):
+            cell(x, (torch.zeros(B, H), torch.zeros(1, H)))
+    good = (torch.zeros(B, H), torch.zeros(B, H)) if name == "LSTMCell" else torch.zeros(B, H)
+    out = cell(x, good)
+    assert (out[0] if name == "LSTMCell" else out).shape == (B, H)
+
+
 def _bad_hx_variants(cell):
     """(label, hx) pairs, each with exactly one wrong dimension."""
     D = 2

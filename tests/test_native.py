@@ -247,3 +247,11 @@ def test_saturating_inputs_give_torchs_results_not_nan(mode, dtype):
     out, state = stepper.step(x[0].detach())
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, stepper(x[:1].detach())[0][0])
+
+
+def test_the_cells_fused_step_rows_are_the_layers():
+    from rnnkit.nn import native
+    from rnnkit.nn.layers import FUSED_STEP_ROWS
+
+    lib = native.load()
+    assert lib is None or lib.FUSED_STEP_ROWS == FUSED_STEP_ROWS

@@ -1,12 +1,13 @@
 """``RNNCell``, ``LSTMCell`` and ``GRUCell``: one time step, drop-in for ``torch.nn``'s cells.
 
-A cell module runs the time loop's own step: the C++ loops of ``rnnkit.nn.scan``
-(``scan_forward`` / ``scan_backward`` of native/cells.cpp, one step long) as one C++ autograd
-node (``cell_step``), or without a graph ``scan.forward_step``, which the loop and streaming
-``step`` run; other dtypes and devices, traced models and autocast run ``scan`` itself. So a
-cell and a layer share one implementation of the equations and of their gradients, and a single
-step pays none of the per-sequence bookkeeping (``benchmarks/cells.py`` measures it against
-torch.nn's cells at the sizes of pytorch/examples' time_sequence_prediction).
+A cell module runs the time loop's own step in one C++ call (native/cells.cpp ``cell_step``,
+which checks the shapes itself): with a graph, the loops of ``rnnkit.nn.scan`` (``scan_forward``
+/ ``scan_backward`` one step long) as one autograd node; without one, the fused step the layers
+stream with. Other dtypes and devices, traced models and autocast run ``scan`` itself. So a cell
+and a layer share one implementation of the equations and of their gradients, and a single step
+pays none of the per-sequence bookkeeping, nor Python checks before it (they run only to name
+what is wrong when the C++ step refuses an input). ``benchmarks/cells.py`` measures it against
+torch.nn's cells at the sizes of pytorch/examples' time_sequence_prediction.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from torch import Tensor, nn
 from .recurrent_module import RecurrentModule
 from . import native
 from .cells import fastest
-from .scan import CELL_CODES, forward_step, linear_into, needs_saving, scan
+from .scan import CELL_CODES, scan
 from .sequences import check_dtype, check_features, check_floating
+
+
+_EMPTY = {}                  # an empty CPU tensor of each dtype: the C++ step's "no bias" / "no c"
 
 
 class _CellBase(RecurrentModule):
@@ -53,6 +57,12 @@ class _CellBase(RecurrentModule):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
 
     def _step(self, x: Tensor, h: Optional[Tensor], c: Optional[Tensor]):
+        code = self._native_code(x)
+        if code is not None and h is not None and (c is not None or not self.kind.has_cell_state):
+            try:                                        # the common case, checked in C++
+                return self._native_step(code, x, h, c)
+            except RuntimeError:
+                pass                                    # the checks below name what is wrong
         self._refuse_tracing()
         if not isinstance(x, Tensor) or x.dim() not in (1, 2):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -66,36 +76,41 @@ class _CellBase(RecurrentModule):
         B = x.shape[0]
         h = self._state(h, "hx", B, unbatched, x)
         c = self._state(c, "cx", B, unbatched, x) if self.kind.has_cell_state else None
-        kind = fastest(self.kind, x.dtype, x.device.type)
-        graph = needs_saving(x, self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh, h, c)
-        scan_only = torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type)   # scan handles both
-        if graph and kind.native and not scan_only:     # the loop's C++ step as one autograd node
-            empty = x.new_empty(0)
-            h_new, c_new = native.load().cell_step(CELL_CODES[kind.name], x, self.weight_ih, self.weight_hh,
-                                                   self.bias_ih if self.bias else empty,
-                                                   self.bias_hh if self.bias else empty,
-                                                   h, c if c is not None else empty)
-            c_new = c_new if c is not None else None
-        else:
+        if code is not None:
+            h_new, c_new = self._native_step(code, x, h, c)
+        else:                                           # PyTorch operations, traced, or autocast: scan
             bias = None
             if self.bias:
-                bias = self.bias_ih if kind.separate_recurrent else self.bias_ih + self.bias_hh
-            b_hh = self.bias_hh if kind.separate_recurrent else None
-            if graph or scan_only:                      # autograd in PyTorch operations, traced, or autocast
-                result = scan(self.kind, x.unsqueeze(0), self.weight_hh, h, c, w_ih=self.weight_ih, b_ih=bias,
-                              b_hh=b_hh)
-                h_new, c_new = result.h_n, result.c_n
-            else:                                       # no graph: the loop's step itself
-                gx = linear_into(x.contiguous(), self.weight_ih.t(), bias, None)                 # (B, G*H)
-                h_new = x.new_empty(B, self.hidden_size)
-                c_new = torch.empty_like(h_new) if c is not None else None
-                forward_step(kind, gx, h.contiguous(), c.contiguous() if c is not None else None,
-                             self.weight_hh.t(), b_hh=b_hh, w_hr=None, ln_weight=None, zh=None, zc=None,
-                             act=x.new_empty(B, kind.saved * self.hidden_size), h_next=h_new, c_next=c_new)
+                bias = self.bias_ih if self.kind.separate_recurrent else self.bias_ih + self.bias_hh
+            result = scan(self.kind, x.unsqueeze(0), self.weight_hh, h, c, w_ih=self.weight_ih, b_ih=bias,
+                          b_hh=self.bias_hh if self.kind.separate_recurrent else None)
+            h_new, c_new = result.h_n, result.c_n
         if unbatched:
             h_new = h_new.squeeze(0)
             c_new = c_new.squeeze(0) if c_new is not None else None
         return h_new, c_new
+
+    def _native_code(self, x) -> Optional[int]:
+        """The C++ step's cell code for this input, or None where ``scan`` must run the step:
+        another dtype or device, ``torch.compile`` or ``torch.export`` tracing, autocast."""
+        if not isinstance(x, Tensor) or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
+            return None
+        kind = fastest(self.kind, x.dtype, x.device.type)
+        return CELL_CODES[kind.name] if kind.native else None
+
+    def _native_step(self, code: int, x: Tensor, h: Tensor, c: Optional[Tensor]) -> tuple:
+        """(h', c' or None) of the C++ step (native/cells.cpp ``cell_step``): without a graph the
+        layers' fused streaming step, with one a single autograd node. Refuses (RuntimeError) a
+        shape or dtype that does not fit, and a call under ``torch.jit.trace``."""
+        self._refuse_tracing()
+        empty = _EMPTY.get(x.dtype)
+        if empty is None:
+            empty = _EMPTY[x.dtype] = x.new_empty(0)
+        h_new, c_new = native.load().cell_step(code, x, self.weight_ih, self.weight_hh,
+                                               self.bias_ih if self.bias else empty,
+                                               self.bias_hh if self.bias else empty,
+                                               h, c if c is not None else empty)
+        return h_new, (c_new if c is not None else None)
 
     def _state(self, state: Optional[Tensor], name: str, B: int, unbatched: bool, x: Tensor) -> Tensor:
         if state is None:
@@ -104,6 +119,9 @@ class _CellBase(RecurrentModule):
         if not isinstance(state, Tensor) or tuple(state.shape) != expected:
             got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
             raise ValueError(f"{name} must have shape {expected}, got {got}")
+        if state.dtype != x.dtype:
+            raise ValueError(f"{name}, the state, has dtype {state.dtype} but the input is {x.dtype}; convert the "
+                             f"state ({name}.to({x.dtype}))")
         return state.unsqueeze(0) if unbatched else state
 
 

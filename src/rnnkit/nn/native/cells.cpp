@@ -880,7 +880,7 @@ std::vector<torch::Tensor> step_stack(int64_t cell, torch::Tensor x, torch::Tens
     return {input.clone(), h_n, c_n};
 }
 
-// One step of RNNCell / LSTMCell / GRUCell with its gradients: scan_forward and scan_backward run
+// One step of LSTMCell / GRUCell with its gradients: scan_forward and scan_backward run
 // for T = 1 around the input projection and the weight-gradient GEMMs, as one autograd node, so a
 // model unrolled in Python (pytorch/examples' time_sequence_prediction) pays one call per cell
 // per step and no Python in the backward pass, as with torch.nn's cells.
@@ -949,8 +949,75 @@ class CellStep : public torch::autograd::Function<CellStep> {
     }
 };
 
+// One step of RNNCell with its gradient, as one autograd node. The Elman step is too short for the
+// loop's kernels to pay for their buffers, so it is written out: h' = f(x W_ih^T + b_ih + h W_hh^T
+// + b_hh) in one buffer, f applied in place; backward: g = dh' f'(h'), then the four GEMMs.
+//   x (B, I), w_ih (H, I), w_hh (H, H), b_ih and b_hh (H) or both empty, h (B, H) -> h' (B, H).
+class RnnCellStep : public torch::autograd::Function<RnnCellStep> {
+  public:
+    static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, int64_t cell,
+                                                  torch::Tensor x, torch::Tensor w_ih, torch::Tensor w_hh,
+                                                  torch::Tensor b_ih, torch::Tensor b_hh, torch::Tensor h) {
+        const bool bias = b_ih.numel() > 0;
+        torch::Tensor a = bias ? at::addmm(b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());      // (B, H)
+        a.addmm_(h, w_hh.t());
+        if (bias) a.add_(b_hh);
+        if (cell == RNN_RELU) a.relu_(); else a.tanh_();
+        ctx->save_for_backward({x, w_ih, w_hh, h, a});
+        ctx->saved_data["cell"] = cell;
+        ctx->saved_data["bias"] = bias;
+        return {a};
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grads) {
+        TORCH_CHECK(!at::GradMode::is_enabled(), "rnnkit cells: gradients of gradients (create_graph=True) are not "
+                    "supported; use torch.nn's cells for higher-order gradients");
+        const auto saved = ctx->get_saved_variables();
+        const torch::Tensor &x = saved[0], &w_ih = saved[1], &w_hh = saved[2], &h = saved[3], &out = saved[4];
+        const bool bias = ctx->saved_data["bias"].toBool();
+        torch::Tensor g = ctx->saved_data["cell"].toInt() == RNN_RELU ? grads[0] * (out > 0)
+                                                                     : at::tanh_backward(grads[0], out);    // (B, H)
+        torch::Tensor none;
+        torch::Tensor d_b_ih = bias && ctx->needs_input_grad(3) ? g.sum(0) : none;
+        torch::Tensor d_b_hh = bias && ctx->needs_input_grad(4) ? g.sum(0) : none;   // its own tensor: two .grads
+        return {none,
+                ctx->needs_input_grad(0) ? at::mm(g, w_ih) : none,
+                ctx->needs_input_grad(1) ? at::mm(g.t(), x) : none,
+                ctx->needs_input_grad(2) ? at::mm(g.t(), h) : none,
+                d_b_ih, d_b_hh,
+                ctx->needs_input_grad(5) ? at::mm(g, w_hh) : none};
+    }
+};
+
+// Rows up to which a step without a graph runs the fused streaming step (as layers.FUSED_STEP_ROWS);
+// past them BLAS's GEMMs are faster.
+constexpr int64_t FUSED_STEP_ROWS = 8;
+
+// A cell's step: checked (the Python module names what is wrong when this refuses), then up to
+// FUSED_STEP_ROWS rows without a graph the layers' fused streaming step; otherwise the RnnCellStep
+// or CellStep node (which records no graph when none is needed).
 std::vector<torch::Tensor> cell_step(int64_t cell, torch::Tensor x, torch::Tensor w_ih, torch::Tensor w_hh,
                                      torch::Tensor b_ih, torch::Tensor b_hh, torch::Tensor h, torch::Tensor c) {
+    const bool lstm = cell == LSTM;
+    TORCH_CHECK(x.dim() == 2 && x.size(1) == w_ih.size(1) && x.scalar_type() == w_ih.scalar_type(),
+                "cell_step: x must be (B, input_size) of the weights' dtype");
+    TORCH_CHECK(h.dim() == 2 && h.size(0) == x.size(0) && h.size(1) == w_hh.size(1)
+                && h.scalar_type() == x.scalar_type(), "cell_step: h must be (B, hidden_size) of x's dtype");
+    TORCH_CHECK(!lstm || (c.sizes() == h.sizes() && c.scalar_type() == x.scalar_type()),
+                "cell_step: c must be shaped as h");
+    const bool graph = at::GradMode::is_enabled()
+        && (x.requires_grad() || w_ih.requires_grad() || w_hh.requires_grad() || b_ih.requires_grad()
+            || b_hh.requires_grad() || h.requires_grad() || (lstm && c.requires_grad()));
+    if (!graph && x.size(0) <= FUSED_STEP_ROWS) {
+        torch::Tensor empty = x.new_empty({0});
+        torch::Tensor h_next = at::empty_like(h, at::MemoryFormat::Contiguous);
+        torch::Tensor c_next = lstm ? at::empty_like(c, at::MemoryFormat::Contiguous) : empty;
+        step_plain(cell, x.contiguous(), h.contiguous(), lstm ? c.contiguous() : empty, w_ih.contiguous(),
+                   w_hh.contiguous(), b_ih, b_hh, h_next, c_next, next_step_reversed());
+        return {h_next, c_next};
+    }
+    if (cell == RNN_TANH || cell == RNN_RELU) return {RnnCellStep::apply(cell, x, w_ih, w_hh, b_ih, b_hh, h)[0], c};
     auto out = CellStep::apply(cell, x, w_ih, w_hh, b_ih, b_hh, h, c);
     return {out[0], out[1]};
 }
@@ -971,6 +1038,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("layer_norm_backward", &layer_norm_backward);
     m.def("scan_backward", &scan_backward);
     m.def("cell_step", &cell_step);
+    m.attr("FUSED_STEP_ROWS") = FUSED_STEP_ROWS;
     m.def("packed_gemm_available", [] { return MklPackedGemm::get().compute != nullptr; },
           "whether the time loop packs its recurrent weight for MKL (else it calls at::mm each step)");
 }
