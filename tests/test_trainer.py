@@ -126,6 +126,27 @@ class SlowTask(SumTask):
         return super().training_step(batch)
 
 
+class DenormalProbe(SumTask):
+    """Records whether a float32 denormal survives arithmetic at each training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.denormal_kept = []
+
+    def training_step(self, batch):
+        self.denormal_kept.append(float(torch.tensor([1e-39]) * 1.0) != 0.0)
+        return super().training_step(batch)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormals_are_flushed_while_training_unless_asked_not_to(tmp_path, flush):
+    task = DenormalProbe()
+    Trainer(task, quiet(max_steps=3, eval_every=3, flush_denormal=flush), tmp_path).fit(train_batches)
+    if torch.set_flush_denormal(False):          # a CPU that can flush them (x86 with SSE3)
+        assert task.denormal_kept == [not flush] * 3
+    assert float(torch.tensor([1e-39]) * 1.0) != 0.0        # and after training, IEEE again
+
+
 def test_max_time_stops_early(tmp_path):
     started = time.perf_counter()
     result = Trainer(SlowTask(), quiet(max_steps=10_000, max_time=0.3, eval_every=1000), tmp_path).fit(train_batches)

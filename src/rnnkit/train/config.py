@@ -59,6 +59,9 @@ class TrainConfig:
                                              default_text="off")
     bf16: bool = option(False, help="train under bfloat16 autocast: fast only on CPUs with AMX or AVX-512 BF16 "
                                     "(elsewhere several times slower than float32)")
+    flush_denormal: bool = option(True, help="keep IEEE denormal floats while training (by default they are "
+                                             "flushed to zero, on x86 CPUs: GEMMs over denormal gradients can be "
+                                             "several times slower)")
     device: str = option("cpu", help="where to train: cpu, or cuda / cuda:N where PyTorch sees a GPU")
     max_steps: Optional[int] = option(None, help="stop after this many steps", min=1)
     max_epochs: Optional[int] = option(None, help="stop after this many passes over the data", min=1)
