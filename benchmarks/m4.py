@@ -63,7 +63,8 @@ def seconds_per_step(train_file: Path, data: ForecastData, model: dict, args) ->
         with tempfile.TemporaryDirectory() as tmp:
             return forecast.fit(train_file, Path(tmp) / "run", data=data, model=model, ensemble=args.ensemble,
                                 train=TrainConfig(max_steps=steps, eval_every=10_000, lr=args.lr, progress=False,
-                                                  tensorboard=False, bf16=args.bf16))
+                                                  tensorboard=False, bf16=args.bf16,
+                                                  flush_denormal=not args.no_flush_denormal))
     return seconds_per_run_step(train)
 
 
@@ -96,7 +97,7 @@ def train_member(args, k: int, threads: int, out: Path) -> dict:
     train = TrainConfig(lr=args.lr, schedule="cosine_time", warmup_steps=min(200, steps // 20), clip_grad_norm=1.0,
                         max_time=budget, eval_every=max(1, steps // evals), seed=seed,
                         log_every=100, monitor="loss" if args.no_holdout else "mase", tensorboard=False,
-                        bf16=args.bf16)
+                        bf16=args.bf16, flush_denormal=not args.no_flush_denormal)
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     result = forecast.fit(train_file, out, data=data, model=model, train=train, ensemble=args.ensemble)
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="train under bfloat16 autocast: faster only on CPUs with AMX or AVX-512 BF16 "
                              "(default: float32)")
+    parser.add_argument("--no-flush-denormal", action="store_true",
+                        help="keep IEEE denormal floats while training (default: flushed to zero)")
     add_run_flags(parser, "m4_hourly", "runs/m4-hourly")
     args = parser.parse_args()
     if args.processes < 1:
@@ -177,7 +180,8 @@ def main() -> None:
     write_result(args.json, {
         "benchmark": "m4-hourly", "minutes": args.minutes, "ensemble": args.ensemble, "processes": args.processes,
         "model": model, "input_size": data.context(), "batch_size": data.batch_size, "log": data.log, "lr": args.lr,
-        "holdout": data.holdout, "bf16": args.bf16, "threads": torch.get_num_threads(),
+        "holdout": data.holdout, "bf16": args.bf16, "flush_denormal": not args.no_flush_denormal,
+        "threads": torch.get_num_threads(),
         **({key: members[0][key] for key in ("planned_steps", "steps", "stopped_because", "train_seconds",
                                               "windows_per_second", "last_validation")} if len(members) == 1
            else {"networks": members, "steps": [member["steps"] for member in members]}),
