@@ -80,26 +80,23 @@ def onnx_translations() -> Dict[object, Callable]:
         zone_h = zoneout_h if zoneout_h is not None else per_step(0.0, x, Hr)
         gain = ln_weight if ln_weight is not None else fixed(1.0, x, GH)
         recurrent = op.Transpose(w_hh, perm=[1, 0])                             # (Hr, G*H)
+        ln_on = flag(ln_weight is not None)
+        steps = (gx, mask, zone_h)
         if mode == "lstm":
-            H = GH // 4
-            zone_c = zoneout_c if zoneout_c is not None else per_step(0.0, x, H)
-            projection = op.Transpose(w_hr, perm=[1, 0]) if w_hr is not None else \
-                op.EyeLike(fixed(0.0, x, H, H))                              # (H, Hr)
-            steps = (gx, mask, zone_h, zone_c)
-            scan_once = lambda s: lstm_scan(*s, h0, c0, recurrent, gain, flag(ln_weight is not None),  # noqa: E731
-                                            projection)
-        elif mode == "gru":
-            steps = (gx, mask, zone_h)
-            bias = b_hh if b_hh is not None else fixed(0.0, x, GH)
-            scan_once = lambda s: (*gru_scan(*s, h0, recurrent, bias, gain, flag(ln_weight is not None)),  # noqa: E731
-                                   nothing_like(x))
-        else:
-            steps = (gx, mask, zone_h)
-            scan_once = lambda s: (*rnn_scan(*s, h0, recurrent, gain, flag(ln_weight is not None),  # noqa: E731
-                                             flag(mode == "rnn_relu")), nothing_like(x))
+            H = GH // 4                                                         # the cell state's width
+            steps += (zoneout_c if zoneout_c is not None else per_step(0.0, x, H),)
         if reverse:                                                             # the scan walks t = T-1 .. 0
             steps = tuple(flip(t) for t in steps)
-        output, h_n, c_n = scan_once(steps)
+        c_n = None if mode == "lstm" else nothing_like(x)
+        if mode == "lstm":
+            projection = op.Transpose(w_hr, perm=[1, 0]) if w_hr is not None else \
+                op.EyeLike(fixed(0.0, x, H, H))                                 # (H, Hr)
+            output, h_n, c_n = lstm_scan(*steps, h0, c0, recurrent, gain, ln_on, projection)
+        elif mode == "gru":
+            bias = b_hh if b_hh is not None else fixed(0.0, x, GH)
+            output, h_n = gru_scan(*steps, h0, recurrent, bias, gain, ln_on)
+        else:
+            output, h_n = rnn_scan(*steps, h0, recurrent, gain, ln_on, flag(mode == "rnn_relu"))
         return (flip(output) if reverse else output), h_n, c_n
 
     def scan(x, w_ih, b_ih, w_hh, h0, c0, b_hh, w_hr, ln_weight, zoneout_h, zoneout_c, lengths, mode,
