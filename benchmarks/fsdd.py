@@ -156,11 +156,20 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
     test_rows = [r for r in all_rows if r[3] < 5]
     data = SpeechData(batch_size=32, connected=args.connected, connected_valid=300, units="words",
                       normalisation="global", speed_perturb=args.ctc_speed_perturb, **features(args))
-    model = dict(head="ctc", cell="lstm", hidden_size=args.ctc_hidden_size, num_layers=args.ctc_layers, stack=3,
-                 bidirectional=args.ctc_bidirectional, dropout=args.dropout)
+    model = dict(head="ctc", cell="lstm", hidden_size=args.ctc_hidden_size, num_layers=args.ctc_layers,
+                 subsample=args.ctc_subsample, stack=3, bidirectional=args.ctc_bidirectional, dropout=args.dropout)
+    init_from, classifier = None, {}
+    if args.ctc_init == "words":             # the split part's classifier, or one trained here the same way
+        init_from = out / "split" / "BEST"
+        if not init_from.exists():
+            result, seconds = train_words(manifest(tmp / "train.csv", train_rows), out / "words", args.minutes, args)
+            init_from = out / "words" / "BEST"
+            classifier = {"classifier_steps": result.steps, "classifier_seconds": round(seconds, 1)}
+        shape = word_model(args)
+        model.update({k: shape[k] for k in ("cell", "hidden_size", "subsample", "stack")}, bidirectional=True)
     started = time.perf_counter()
     result = speech.fit(manifest(tmp / "train.csv", train_rows), out / "connected", data=data, model=model,
-                        train=budget(args.ctc_minutes, args, monitor="wer", monitor_mode="min"))
+                        init_from=init_from, train=budget(args.ctc_minutes, args, monitor="wer", monitor_mode="min"))
     seconds = time.perf_counter() - started
     test_manifest = manifest(tmp / "test.csv", test_rows)
     scores = speech.evaluate(out / "connected" / "BEST", test_manifest, connected=args.test_utterances,
@@ -171,9 +180,10 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
                                 sample_rate=RATE)
     waves = [u.wave for u in made]
     speed = {f"{n} thread{'s' if n > 1 else ''}": real_time_factors(out / "connected" / "BEST", waves, n, 100.0,
-                                                                     streaming=not args.ctc_bidirectional)
+                                                                     streaming=not model["bidirectional"])
              for n in (1, 2)}
-    return {"minutes": args.ctc_minutes, "model": model, "speed_perturb": args.ctc_speed_perturb,
+    return {"minutes": args.ctc_minutes, "model": model, "init": args.ctc_init, **classifier,
+            "speed_perturb": args.ctc_speed_perturb,
             "training_utterances": args.connected, "steps": result.steps,
             "train_seconds": round(seconds, 1), "test_utterances": scores["utterances"], "test_words": scores["words"],
             "test_wer": round(scores["wer"], 4), "test_cer": round(scores["cer"], 4),
@@ -204,6 +214,14 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2, help="word classifier (default: 2)")
     parser.add_argument("--ctc-hidden-size", type=int, default=192, help="connected recogniser (default: 192)")
     parser.add_argument("--ctc-layers", type=int, default=3, help="connected recogniser (default: 3)")
+    parser.add_argument("--ctc-subsample", choices=("stack", "conv", "none"), default="stack",
+                        help="connected recogniser: frames stacked 3 at a time (streamable), or two strided "
+                             "convolutions (default: stack)")
+    parser.add_argument("--ctc-init", choices=("none", "words"), default="none",
+                        help="connected: start the recogniser's encoder from a word classifier of the same training "
+                             "recordings (the split part's, or one trained first with --minutes and the word "
+                             "classifier's flags; the recogniser takes its subsampling, cell and width, and is "
+                             "bidirectional) (default: none)")
     parser.add_argument("--ctc-speed-perturb", type=lambda text: [float(f) for f in text.split(",")] if text else [],
                         default=[], help="connected: speed factors of the training utterances (default: none)")
     parser.add_argument("--ctc-bidirectional", action="store_true",

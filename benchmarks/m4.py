@@ -94,8 +94,9 @@ def train_member(args, k: int, threads: int, out: Path) -> dict:
     per_step = seconds_per_step(train_file, data, model, args)
     evals = 8
     steps = max(10, int(0.93 * budget / per_step))
-    train = TrainConfig(lr=args.lr, schedule="cosine_time", warmup_steps=min(200, steps // 20), clip_grad_norm=1.0,
-                        max_time=budget, eval_every=max(1, steps // evals), seed=seed,
+    train = TrainConfig(lr=args.lr, weight_decay=args.weight_decay, schedule="cosine_time",
+                        warmup_steps=min(200, steps // 20), clip_grad_norm=1.0, max_time=budget,
+                        eval_every=max(1, steps // evals), seed=seed,
                         log_every=100, monitor="loss" if args.no_holdout else "mase", tensorboard=False,
                         bf16=args.bf16, flush_denormal=not args.no_flush_denormal)
     shutil.rmtree(out, ignore_errors=True)
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--decoder", choices=("direct", "autoregressive"), default="direct", help="(default: direct)")
     parser.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="(default: lstm)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (default: 0)")
     parser.add_argument("--log", action="store_true", help="model log(1 + y)")
     parser.add_argument("--no-holdout", action="store_true",
                         help="train on every step of each training series (no validation; BEST is the lowest "
@@ -180,6 +182,7 @@ def main() -> None:
     write_result(args.json, {
         "benchmark": "m4-hourly", "minutes": args.minutes, "ensemble": args.ensemble, "processes": args.processes,
         "model": model, "input_size": data.context(), "batch_size": data.batch_size, "log": data.log, "lr": args.lr,
+        "weight_decay": args.weight_decay,
         "holdout": data.holdout, "bf16": args.bf16, "flush_denormal": not args.no_flush_denormal,
         "threads": torch.get_num_threads(),
         **({key: members[0][key] for key in ("planned_steps", "steps", "stopped_because", "train_seconds",

@@ -190,3 +190,43 @@ def test_a_transcript_character_without_a_unit_is_mapped_or_refused(corpus, tmp_
     assert "no unit for (the first: 'z')" in capsys.readouterr().err
     assert main(common + ["--out", str(tmp_path / "mapped")]) == 0
     assert "1 character of the validation transcripts has no unit" in capsys.readouterr().err
+
+
+def test_init_encoder_copies_the_layers_both_have_and_leaves_the_head():
+    from rnnkit.tasks.speech import AcousticModel, SpeechModel, init_encoder
+
+    torch.manual_seed(0)
+    source = AcousticModel(SpeechModel(head="words", subsample="conv", hidden_size=8, num_layers=1, num_classes=4))
+    target = AcousticModel(SpeechModel(head="ctc", subsample="conv", hidden_size=8, num_layers=2, num_classes=6))
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    assert init_encoder(target, source) == 1
+    after, theirs = target.state_dict(), source.state_dict()
+    for name in after:
+        if name.startswith("conv.") or name.endswith(("_l0", "_l0_reverse")):
+            assert torch.equal(after[name], theirs[name]), name
+        else:                                                  # the second layer and the head stay as they were
+            assert torch.equal(after[name], before[name]), name
+    stacked = AcousticModel(SpeechModel(head="ctc", hidden_size=16, num_layers=1, num_classes=6))
+    with pytest.raises(ValueError, match=r"subsample \('conv', this model 'stack'\), hidden_size \(8, this model 16\)"):
+        init_encoder(stacked, source)
+
+
+def test_a_ctc_recogniser_starts_from_a_word_classifier(word_run, corpus, tmp_path, capsys):
+    common = ["train", "speech", "--data", str(corpus / "train"), "--sample-rate", str(RATE), "--connected", "20",
+              "--connected-valid", "4", "--units", "words", "--hidden-size", "48", "--layers", "2",
+              "--dropout", "0", "--init-from", str(word_run), "--no-progress"]
+    run = tmp_path / "from-words"
+    assert main(common + ["--out", str(run), "--max-steps", "2", "--lr", "1e-6", "--eval-every", "2"]) == 0
+    capsys.readouterr()
+    trained, source = speech.load(run / "BEST").model, speech.load(word_run / "BEST").model
+    assert speech.load(run / "BEST").config["task"]["fit"] == {"init_from": str(word_run)}
+    for name, value in source.encoder.state_dict().items():    # two steps at lr 1e-6 from the classifier's layer
+        assert torch.allclose(trained.encoder.state_dict()[name], value, atol=1e-4), name
+    fresh = trained.encoder.weight_ih_l1
+    assert fresh.shape == (4 * 48, 2 * 48)
+    assert main(common + ["--out", str(tmp_path / "mels"), "--n-mels", "20", "--max-steps", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "computed other features: n_mels (40, this run 20)" in err
+    assert main(common + ["--out", str(tmp_path / "wide"), "--hidden-size", "32", "--max-steps", "1"]) == 1
+    assert "differs in hidden_size (48, this model 32)" in capsys.readouterr().err
+    assert not any((tmp_path / "wide").glob("checkpoint-*"))

@@ -12,7 +12,7 @@ Python API (imported on first use): ``fit``, ``evaluate``, ``transcribe``, ``loa
 
 from ..._lazy import exports
 from ..spec import TaskSpec
-from .config import SpeechData, SpeechDecoding, SpeechEvaluate, SpeechModel, SpeechPredict
+from .config import SpeechData, SpeechDecoding, SpeechEvaluate, SpeechFit, SpeechModel, SpeechPredict
 
 SPEC = TaskSpec(
     name="speech",
@@ -23,7 +23,7 @@ SPEC = TaskSpec(
                 "perturbation and noise as augmentations. --data is a folder whose file names carry the labels "
                 "(FSDD's by default), one subfolder per word, a LibriSpeech tree, or a manifest (CSV/TSV/JSON "
                 "lines of audio path and transcript).",
-    data=SpeechData, model=SpeechModel, evaluate_options=SpeechEvaluate, predict_options=SpeechPredict,
+    data=SpeechData, model=SpeechModel, fit_options=SpeechFit, evaluate_options=SpeechEvaluate, predict_options=SpeechPredict,
     api="rnnkit.tasks.speech.api",
     data_help="a folder of recordings (labels in the file names, or one subfolder per word, or LibriSpeech) or a "
               "manifest (CSV, TSV or JSON lines)",
@@ -34,9 +34,9 @@ SPEC = TaskSpec(
 __getattr__, __dir__, _lazy = exports(__name__, {
     "fit": ".api", "evaluate": ".api", "transcribe": ".api", "load": ".api",
     "exportable": ".api", "predict_rows": ".api", "show": ".api",
-    "stream_file": ".api", "AcousticModel": ".model", "TrainedRecogniser": ".task", "Stream": ".task",
+    "stream_file": ".api", "AcousticModel": ".model", "init_encoder": ".model", "TrainedRecogniser": ".task", "Stream": ".task",
     "SpeechTask": ".task", "read_audio": ".audio", "read_corpus": ".corpus", "log_mel": ".features",
     "FeatureConfig": ".features", "greedy_decode": ".ctc", "prefix_beam_search": ".ctc", "CharNgram": ".ctc",
     "connected_utterances": ".digits",
 })
-__all__ = ["SPEC", "SpeechData", "SpeechDecoding", "SpeechEvaluate", "SpeechPredict", "SpeechModel"] + _lazy
+__all__ = ["SPEC", "SpeechData", "SpeechDecoding", "SpeechFit", "SpeechEvaluate", "SpeechPredict", "SpeechModel"] + _lazy

@@ -26,7 +26,7 @@ from .config import SpeechData, SpeechDecoding, SpeechModel
 from .corpus import Utterance, read_corpus
 from .ctc import CharNgram
 from .digits import connected_utterances
-from .model import AcousticModel
+from .model import AcousticModel, init_encoder
 from .task import SpeechTask, TrainedRecogniser, error_rates
 
 LM_ORDER = 4                    # the character n-gram counted on the training transcripts
@@ -102,7 +102,7 @@ def _ctc_targets(units: Units, texts: Sequence[str], what: str, policy: str) -> 
 # --- training --------------------------------------------------------------------------------------
 
 def fit(path, out, *, valid=None, data: SpeechData = SpeechData(), model: Optional[dict] = None,
-        train: TrainConfig, resume: bool = False) -> TrainResult:
+        init_from=None, train: TrainConfig, resume: bool = False) -> TrainResult:
     """Train a word classifier or a CTC recogniser; checkpoints and log go to ``out``.
 
     Args:
@@ -111,6 +111,8 @@ def fit(path, out, *, valid=None, data: SpeechData = SpeechData(), model: Option
             held out (seeded).
         data: how recordings become batches (``SpeechData``).
         model: ``SpeechModel`` fields other than the sizes the data fixes.
+        init_from: a speech run or checkpoint whose subsampling and recurrent layers start this
+            model (``model.init_encoder``; the same feature settings are required); not on resume.
         resume: continue the run in ``out`` (same labels, units and feature statistics).
     Outputs: the engine's ``TrainResult``; validation reports the loss and accuracy/macro-F1
     (words) or WER/CER of greedy transcripts (CTC).
@@ -120,6 +122,7 @@ def fit(path, out, *, valid=None, data: SpeechData = SpeechData(), model: Option
     if data.connected and shape.head != "ctc":
         raise ValueError("--connected makes utterances to transcribe: it needs --head ctc")
     features = data.features()
+    source = _init_source(init_from, features) if init_from is not None and not resume else None
     with run_directory(out, resume=resume, task="speech"):
         recordings = read_corpus(path, data.pattern)
         if valid is None:
@@ -138,7 +141,8 @@ def fit(path, out, *, valid=None, data: SpeechData = SpeechData(), model: Option
             info = {k: v for k, v in find_checkpoint(out).config["task"].items() if k not in ("task", "model")}
         else:
             stats = global_stats(waves, features) if data.normalisation == "global" else None
-            info = {"features": asdict(features), "stats": stats.to_dict() if stats else None, "data": asdict(data)}
+            info = {"features": asdict(features), "stats": stats.to_dict() if stats else None, "data": asdict(data),
+                    "fit": {"init_from": None if init_from is None else str(init_from)}}
             if shape.head == "words":
                 info["labels"] = Labels.build([(t,) for t in texts]).to_dict()
             else:
@@ -159,11 +163,26 @@ def fit(path, out, *, valid=None, data: SpeechData = SpeechData(), model: Option
             classes = len(units)
         config = SpeechModel(**dict(model, input_size=features.size(), num_classes=classes, blank=Units.blank_id))
         torch.manual_seed(train.seed)
-        task = SpeechTask(AcousticModel(config), info, names)
+        acoustic = AcousticModel(config)
+        if source is not None:
+            init_encoder(acoustic, source)
+        task = SpeechTask(acoustic, info, names)
         augment = Augment(data.speed_perturb, data.noise_snr, data.spec_augment)
         train_batches = SpeechBatches(waves, y, features, stats, data.batch_size, seed=train.seed, augment=augment)
         valid_batches = SpeechBatches(valid_waves, valid_y, features, stats, data.batch_size, shuffle=False)
         return Trainer(task, train, out).fit(train_batches, valid_batches, resume=resume)
+
+
+def _init_source(path, features) -> AcousticModel:
+    """The acoustic model of ``--init-from``, refused (one line) if its features differ."""
+    source, saved, checkpoint = load_task_model(path, "speech",
+                                                lambda task: AcousticModel(SpeechModel(**task["model"])))
+    differ = [f"{k} ({v!r}, this run {getattr(features, k)!r})" for k, v in saved["features"].items()
+              if getattr(features, k, v) != v]
+    if differ:
+        raise ValueError(f"--init-from {checkpoint.path} computed other features: {', '.join(differ)}; give the "
+                         f"same feature flags")
+    return source
 
 
 # --- using a trained model -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The speech recogniser's settings: the features (``FeatureConfig``), the acoustic model
 (``SpeechModel``), how recordings become batches (``SpeechData``: the corpus layout, the features,
-the augmentations), how it decodes (``SpeechDecoding``), and the flags of ``rnnkit evaluate`` /
-``predict`` for speech models. Every field is a flag (``rnnkit.options``); standard library only."""
+the augmentations), the encoder's initialisation (``SpeechFit``), how it decodes
+(``SpeechDecoding``), and the flags of ``rnnkit evaluate`` / ``predict`` for speech models. Every field is a flag (``rnnkit.options``); standard library only."""
 
 from __future__ import annotations
 
@@ -159,6 +159,19 @@ class SpeechData(FeatureConfig):
     def features(self) -> FeatureConfig:
         """The feature settings alone."""
         return FeatureConfig(**{f.name: getattr(self, f.name) for f in fields(FeatureConfig)})
+
+
+@dataclass
+class SpeechFit:
+    """``fit``'s other options: the encoder's initialisation."""
+
+    init_from: Optional[str] = option(None, metavar="RUN", default_text="random initialisation",
+                                      help="initialise the subsampling and recurrent layers from a speech run (a word "
+                                           "classifier or a CTC model of the same features, subsampling, cell and "
+                                           "width; the first layers where it has fewer); the head starts anew")
+
+    def __post_init__(self):
+        check(self)
 
 
 @dataclass

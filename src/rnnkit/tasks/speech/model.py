@@ -109,6 +109,32 @@ class AcousticModel(nn.Module):
         return asdict(self.config)
 
 
+def init_encoder(model: AcousticModel, source: AcousticModel) -> int:
+    """Copy ``source``'s subsampling and recurrent layers into ``model`` (transfer: a word
+    classifier's encoder starting a CTC recogniser, or a recogniser continued on a new corpus).
+
+    The two must agree on the features per frame, the subsampling, the cell, the hidden size and
+    the directions; the layers both have are copied (the first ``min`` of their counts), the head
+    is left as it is (its classes differ). Returns the number of recurrent layers copied.
+
+    Raises:
+        ValueError: naming each setting that differs.
+    """
+    c, s = model.config, source.config
+    keys = ["input_size", "subsample", "cell", "hidden_size", "bidirectional"]
+    keys += ["stack"] if c.subsample == "stack" else ["conv_channels"] if c.subsample == "conv" else []
+    differ = [f"{k} ({getattr(s, k)!r}, this model {getattr(c, k)!r})" for k in keys if getattr(c, k) != getattr(s, k)]
+    if differ:
+        raise ValueError(f"the model to initialise from differs in {', '.join(differ)}: give the same model flags, "
+                         f"or train from scratch")
+    ours = model.state_dict()
+    with torch.no_grad():
+        for name, value in source.state_dict().items():
+            if not name.startswith("head.") and name in ours:
+                ours[name].copy_(value)
+    return min(c.num_layers, s.num_layers)
+
+
 def ctc_loss(log_probs: Tensor, steps: Tensor, targets: Tensor, target_lengths: Tensor, blank: int) -> Tensor:
     """``torch.nn.functional.ctc_loss`` of (B, T', V) log-probabilities against padded targets (B, U),
     averaged over the batch of per-utterance losses divided by their target lengths; utterances too
