@@ -53,7 +53,7 @@ def recipe(args) -> tuple:
                         batch_size=args.batch_size, windows_per_series=args.windows_per_series, log=args.log,
                         holdout=not args.no_holdout)
     model = dict(hidden_size=args.hidden_size, num_layers=args.layers, dropout=args.dropout, quantiles=QUANTILES,
-                 decoder=args.decoder, cell=args.cell)
+                 decoder=args.decoder, cell=args.cell, lags=args.lags, decoder_lags=args.decoder_lags)
     return data, model
 
 
@@ -143,6 +143,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
     parser.add_argument("--windows-per-series", type=int, default=16, help="(default: 16)")
     parser.add_argument("--decoder", choices=("direct", "autoregressive"), default="direct", help="(default: direct)")
+    parser.add_argument("--lags", type=lambda text: [int(k) for k in text.split(",")], default=None,
+                        help="lags fed as inputs, such as 24,168 (default: the season, 24)")
+    parser.add_argument("--decoder-lags", action="store_true",
+                        help="the direct decoder also reads each horizon step's lags of at least the horizon "
+                             "(168 with --lags 24,168)")
     parser.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="(default: lstm)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (default: 0)")

@@ -6,7 +6,9 @@ Prints: the CPU; GEMM of one LSTM step (64x512 @ 512x2048) through torch (MKL) a
 (OpenBLAS), and in float32 against bfloat16; 100 LSTM forward steps with the GEMM through each (numpy's thread pool next to
 torch's); a 4 MB matrix-vector product through MKL and rnnkit's C++ ``small_linear``; reading
 8 MB; the fused LSTM gate arithmetic of one step against PyTorch ops; filling a 39 MB buffer
-freshly allocated against reused (``rnnkit.nn.workspace``).
+freshly allocated against reused (``rnnkit.nn.workspace``); a GEMM of denormals with them flushed
+on no thread, on the calling thread (``torch.set_flush_denormal``) and on every thread
+(``rnnkit.nn.native.set_flush_denormal``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,22 @@ def main() -> None:
     show("filling 39 MB, a (100, 64, 1536) float32 buffer", [
         Candidate("freshly allocated", lambda: torch.empty(n).fill_(1.0)),
         Candidate("reused", lambda: reused.fill_(1.0))])
+
+    # Denormal inputs to a GEMM split across the threads, flushed on none of them, on the calling
+    # thread only (torch.set_flush_denormal), and on every intra-op thread (rnnkit's).
+    tiny, dense = torch.full((1024, 1024), 1e-39), torch.rand(1024, 1024)
+
+    def product(calling_thread: bool, every_thread: bool):
+        def run():
+            native.set_flush_denormal(every_thread)
+            torch.set_flush_denormal(calling_thread or every_thread)
+            torch.mm(tiny, dense)
+        return run
+
+    show(f"1024x1024 @ 1024x1024 of denormals on {torch.get_num_threads()} threads, flushed", [
+        Candidate("nowhere", product(False, False)), Candidate("calling thread", product(True, False)),
+        Candidate("every thread", product(True, True))], repeats=5)
+    native.set_flush_denormal(False)
 
 
 if __name__ == "__main__":

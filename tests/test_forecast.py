@@ -128,6 +128,30 @@ def test_missing_values_are_masked_not_learnt():
     assert torch.isfinite(loss) and loss == model.loss(dataclasses.replace(batch, target=hidden))   # ... no change
 
 
+def test_decoder_lags_read_the_history_a_lag_of_at_least_the_horizon_points_to():
+    series = read_series(series_frame(n=1))
+    features = Features.learn(series, ForecastData(horizon=36), 24, [24, 168], False)
+    prepared, origin, L = prepare(series, features), 300, 96
+    batch = window_batch(prepared, features, [0], [origin], L, 36)
+    expected = (prepared.values[0][origin - 168:origin - 168 + 36] - batch.loc[0].item()) / batch.scale[0].item()
+    assert np.allclose(batch.lagged[0, L:, 1].numpy(), expected, atol=1e-5)     # a week before each horizon step
+    model = forecast.Forecaster(forecast.ForecastModel(horizon=36, season=24, lags=[24, 168], decoder_lags=True,
+                                                       known_features=features.known_size, hidden_size=8)).eval()
+    assert model.decoder_lag_columns == [1]            # lag 24 < horizon 36: part of it is the future
+    assert model.local[0].in_features == 8 + 8 + features.known_size + 2 + 1
+    with torch.no_grad():
+        base = model.quantiles(batch, [0.5])
+        week, day = batch.lagged.clone(), batch.lagged.clone()
+        week[:, L:, 1] += 1.0
+        day[:, L:, 0] += 1.0
+        assert not torch.allclose(model.quantiles(dataclasses.replace(batch, lagged=week), [0.5]), base)
+        assert torch.equal(model.quantiles(dataclasses.replace(batch, lagged=day), [0.5]), base)
+    with pytest.raises(ValueError, match="needs a lag of at least the horizon"):
+        forecast.ForecastModel(horizon=48, lags=[24], decoder_lags=True)
+    with pytest.raises(ValueError, match="is for the direct decoder"):
+        forecast.ForecastModel(decoder="autoregressive", decoder_lags=True)
+
+
 def test_resume_is_exact(tmp_path):
     history, _ = split(series_frame(n=3, days=10))
     data = ForecastData(horizon=H, input_size=48, batch_size=16, windows_per_series=4)

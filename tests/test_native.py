@@ -255,3 +255,22 @@ def test_the_cells_fused_step_rows_are_the_layers():
 
     lib = native.load()
     assert lib is None or lib.FUSED_STEP_ROWS == FUSED_STEP_ROWS
+
+
+def test_denormals_are_flushed_on_every_intra_op_thread():
+    """torch.set_flush_denormal sets the calling thread's MXCSR only; the extension's sets every
+    intra-op thread's, so a GEMM split across two threads reads denormal inputs as zero in all rows."""
+    previous = torch.get_num_threads()
+    tiny = torch.full((512, 1024), 1e-39)                     # float32 denormals
+    other = torch.rand(1024, 512) + 0.5                       # each product's sum, ~1e-36, is a normal float
+    try:
+        torch.set_num_threads(2)
+        able = native.set_flush_denormal(True)                # False on a CPU that cannot (not x86)
+        flushed = int(torch.count_nonzero(tiny @ other))
+        native.set_flush_denormal(False)
+        computed = int(torch.count_nonzero(tiny @ other))
+    finally:
+        native.set_flush_denormal(False)
+        torch.set_num_threads(previous)
+    assert computed == 512 * 512
+    assert flushed == (0 if able else computed)

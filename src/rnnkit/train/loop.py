@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..machine import has_native_bf16 as cpu_has_native_bf16
+from ..nn import native
 from . import distributed
 from .checkpoint import find_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -154,14 +155,14 @@ class Trainer:
         self._signal, self._saved_step, self._last_save = None, self.state["step"], time.perf_counter()
         self._eval_seconds, self._step_seconds = None, []
         previous = self._catch_signals()
-        # denormals flushed to zero (on x86, this thread's MXCSR): the gradients of a long window
-        # underflow into them, and BLAS slows down on them several times
-        flushing = self.config.flush_denormal and torch.set_flush_denormal(True)
+        # denormals flushed to zero (on x86, the MXCSR of this thread and of the intra-op threads):
+        # the gradients of a long window underflow into them, and BLAS slows down on them many times
+        flushing = self.config.flush_denormal and native.set_flush_denormal(True)
         try:
             return self._fit(train_batches, valid_batches)
         finally:
             if flushing:
-                torch.set_flush_denormal(False)        # PyTorch's default
+                native.set_flush_denormal(False)       # PyTorch's default
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self._ddp = None

@@ -81,3 +81,15 @@ def load() -> Optional[object]:
     warnings.warn(f"rnnkit: fused C++ cells unavailable, {reason}; using the PyTorch cells "
                   f"(same results, slower). Set RNNKIT_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
     return None
+
+
+def set_flush_denormal(on: bool) -> bool:
+    """Denormal floats flushed to zero (``on``) or computed (PyTorch's default), on this thread and
+    on every intra-op thread of the current ``torch.get_num_threads()`` (set it again after changing
+    that). Without the extension, ``torch.set_flush_denormal``: this thread only, so that with
+    several threads the others still compute on denormals. Returns whether this CPU can flush them
+    (x86 with SSE3)."""
+    import torch
+
+    module = load()
+    return bool(module.set_flush_denormal(on)) if module is not None else torch.set_flush_denormal(on)

@@ -1024,6 +1024,20 @@ std::vector<torch::Tensor> cell_step(int64_t cell, torch::Tensor x, torch::Tenso
 
 }  // namespace
 
+// Denormals flushed to zero (on) or not, on the calling thread and on each intra-op (OpenMP)
+// thread, MKL's among them: the flag lives in each thread's MXCSR, and torch.set_flush_denormal
+// sets the caller's alone, leaving the workers' share of a GEMM on denormals several times slower.
+// Returns whether this CPU can flush them.
+bool set_flush_denormal(bool on) {
+    const bool able = at::globalContext().setFlushDenormal(on);
+#ifdef _OPENMP
+    const int threads = at::get_num_threads();
+#pragma omp parallel num_threads(threads)
+    at::globalContext().setFlushDenormal(on);
+#endif
+    return able;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("lstm_forward", &lstm_forward);
     m.def("lstm_backward", &lstm_backward);
@@ -1039,6 +1053,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("scan_backward", &scan_backward);
     m.def("cell_step", &cell_step);
     m.attr("FUSED_STEP_ROWS") = FUSED_STEP_ROWS;
+    m.def("set_flush_denormal", &set_flush_denormal,
+          "flush denormals to zero (or not) on this thread and on every intra-op thread");
     m.def("packed_gemm_available", [] { return MklPackedGemm::get().compute != nullptr; },
           "whether the time loop packs its recurrent weight for MKL (else it calls at::mm each step)");
 }

@@ -115,6 +115,10 @@ class ForecastModel:
     samples: int = option(100, help="autoregressive: sample paths per series for quantiles", min=1)
     lags: Optional[List[int]] = option(None, help="lags of the series fed as inputs, comma-separated", min=1,
                                        default_text="the season (1 too for autoregressive)")
+    decoder_lags: bool = option(False, help="direct: the decoder also reads, at each horizon step, the values of "
+                                            "the lags of at least the horizon (they lie in the history: 168, the "
+                                            "week of hourly data, with --lags 24,168)",
+                                default_text="the encoder alone reads the lags")
     id_embedding: int = option(0, help="size of a learned embedding of each series' id (0: none; a series "
                                        "the model never saw gets the mean embedding)", min=0)
     # fixed by the data
@@ -128,6 +132,12 @@ class ForecastModel:
 
     def __post_init__(self):
         check(self)
+        if self.decoder_lags and self.decoder != "direct":
+            raise ValueError("--decoder-lags is for the direct decoder: the autoregressive one reads its lags at "
+                             "every step")
+        if self.decoder_lags and self.lags is not None and not any(lag >= self.horizon for lag in self.lags):
+            raise ValueError(f"--decoder-lags needs a lag of at least the horizon ({self.horizon}), got --lags "
+                             f"{','.join(map(str, self.lags))}: add one, such as 168 for hourly data")
         if 0.5 not in self.quantiles:
             self.quantiles = sorted(self.quantiles + [0.5])
         else:

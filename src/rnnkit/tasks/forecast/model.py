@@ -6,7 +6,8 @@ network knows the level it was scaled from) and, if on, the series' id embedding
 
 - ``direct`` (MQ-RNN, Wen et al. 2017): the encoder reads the L context steps; a global layer
   turns its last state into one context vector per horizon step, and a local layer reads each with
-  that step's known features to give every quantile at once. Trained with the pinball loss.
+  that step's known features (and, with ``decoder_lags``, its lagged values that lie in the
+  history) to give every quantile at once. Trained with the pinball loss.
 - ``autoregressive`` (DeepAR, Salinas et al. 2020): the network reads step t-1's value and step
   t's features and gives the distribution of step t (Gaussian, Student-t, or negative binomial for
   counts), trained by maximum likelihood over the whole window; forecasts roll forward on its own
@@ -47,7 +48,8 @@ class Forecaster(nn.Module):
         H = c.hidden_size
         if c.decoder == "direct":
             self.globals = nn.Linear(H, c.horizon * H)                    # a context per horizon step
-            self.local = nn.Sequential(nn.Linear(H + H + c.known_features + 2, H), nn.ReLU(),
+            local = H + H + c.known_features + 2 + len(self.decoder_lag_columns)
+            self.local = nn.Sequential(nn.Linear(local, H), nn.ReLU(),
                                        nn.Linear(H, len(c.quantiles)))
         else:
             self.head = nn.Linear(H, 3 if c.likelihood == "student_t" else 2)
@@ -55,6 +57,14 @@ class Forecaster(nn.Module):
     @property
     def lags(self) -> List[int]:
         return list(self.config.lags or [])
+
+    @property
+    def decoder_lag_columns(self) -> List[int]:
+        """The columns of a batch's ``lagged`` the direct decoder reads (``decoder_lags``): the lags of
+        at least the horizon, whose value at every horizon step lies in the history."""
+        if not self.config.decoder_lags:
+            return []
+        return [j for j, lag in enumerate(self.lags) if lag >= self.config.horizon]
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -94,8 +104,9 @@ class Forecaster(nn.Module):
         last = F.dropout(out[:, -1], self.config.dropout, self.training)           # (B, Hd)
         contexts = torch.relu(self.globals(last)).view(last.shape[0], H, -1)      # (B, H, Hd)
         seasonal = self._last_season(batch)                                        # (B, H, 2)
+        lagged = batch.lagged[:, L:L + H, self.decoder_lag_columns]                 # (B, H, lags >= H)
         local = torch.cat([contexts, last.unsqueeze(1).expand_as(contexts), batch.known[:, L:L + H].to(last.dtype),
-                           seasonal.to(last.dtype)], -1)
+                           seasonal.to(last.dtype), lagged.to(last.dtype)], -1)
         return self.local(local) + seasonal[..., :1]                              # (B, H, Q): around the skip
 
     def _last_season(self, batch: ForecastBatch) -> Tensor:
