@@ -31,7 +31,8 @@ WORDS = "the a cat dog sat ran on under mat log".split()
 def runs(tmp_path_factory):
     """A tiny checkpoint of each task rnnkit export knows: a 2-layer LSTM language model, a GRU text
     classifier with max/mean/last pooling, a words-head and a CTC speech model (conv and stack), and
-    a direct-decoder forecaster of two input lengths with series embeddings and a log transform, and
+    a direct-decoder forecaster of two input lengths with series embeddings, a log transform and the
+    decoder reading its lag, and
     two translators: a GRU with general attention, and an LSTM with additive attention and input
     feeding."""
     root = tmp_path_factory.mktemp("export")
@@ -63,7 +64,8 @@ def runs(tmp_path_factory):
                         for k in range(4)])
     out["forecast"] = root / "forecast"
     forecast.fit(series, out["forecast"], data=ForecastData(horizon=6, input_size=24, batch_size=8, log=True),
-                 model=dict(hidden_size=8, num_layers=1, id_embedding=2), train=TrainConfig(**TRAIN), ensemble=2)
+                 model=dict(hidden_size=8, num_layers=1, id_embedding=2, decoder_lags=True), train=TrainConfig(**TRAIN),
+                 ensemble=2)
     pairs = root / "pairs.tsv"
     sentences = [[rng.choice(WORDS) for _ in range(rng.randint(2, 7))] for _ in range(60)]
     pairs.write_text("".join(f"{' '.join(s)}\t{' '.join(reversed(s)).upper()}\n" for s in sentences))

@@ -104,9 +104,11 @@ class Forecaster(nn.Module):
         last = F.dropout(out[:, -1], self.config.dropout, self.training)           # (B, Hd)
         contexts = torch.relu(self.globals(last)).view(last.shape[0], H, -1)      # (B, H, Hd)
         seasonal = self._last_season(batch)                                        # (B, H, 2)
-        lagged = batch.lagged[:, L:L + H, self.decoder_lag_columns]                 # (B, H, lags >= H)
-        local = torch.cat([contexts, last.unsqueeze(1).expand_as(contexts), batch.known[:, L:L + H].to(last.dtype),
-                           seasonal.to(last.dtype), lagged.to(last.dtype)], -1)
+        parts = [contexts, last.unsqueeze(1).expand_as(contexts), batch.known[:, L:L + H].to(last.dtype),
+                 seasonal.to(last.dtype)]
+        if self.decoder_lag_columns:
+            parts.append(batch.lagged[:, L:L + H, self.decoder_lag_columns].to(last.dtype))   # (B, H, lags >= H)
+        local = torch.cat(parts, -1)
         return self.local(local) + seasonal[..., :1]                              # (B, H, Q): around the skip
 
     def _last_season(self, batch: ForecastBatch) -> Tensor:
