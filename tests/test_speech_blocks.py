@@ -787,10 +787,11 @@ def test_connected_utterances_are_deterministic_in_the_seed():
 
 
 def test_connected_utterances_spans_transcripts_and_word_counts():
-    """Without noise: 2-4 words each (as asked), the transcript is the spans' words, each span holds
-    its recording's samples exactly, everything else (the pauses, 0.05-0.3 s) is zero."""
+    """Without noise or levelling: 2-4 words each (as asked), the transcript is the spans' words,
+    each span holds its recording's samples exactly, everything else (the pauses, 0.05-0.3 s) is
+    zero."""
     recs = recordings()
-    utts = digits.connected_utterances(recs, 20, seed=3, min_words=2, max_words=4, snr_db=None)
+    utts = digits.connected_utterances(recs, 20, seed=3, min_words=2, max_words=4, level_db=None, snr_db=None)
     counts = set()
     for u in utts:
         counts.add(len(u.words))
@@ -811,11 +812,36 @@ def test_connected_utterances_spans_transcripts_and_word_counts():
     assert counts <= {2, 3, 4} and len(counts) > 1
 
 
+def test_speech_level_is_the_rms_of_the_active_frames():
+    """A tone's level is its RMS, with or without silence around it; a silent wave's is zero."""
+    word = tone(300, 0.2, amp=0.2)
+    padded = np.concatenate([np.zeros(SR // 2), word, np.zeros(SR // 4)])
+    assert digits.speech_level(word, SR) == pytest.approx(0.2 / np.sqrt(2), rel=0.02)
+    assert digits.speech_level(padded, SR) == pytest.approx(digits.speech_level(word, SR), rel=0.02)
+    assert digits.speech_level(np.zeros(400), SR) == 0.0
+
+
+def test_connected_utterances_bring_every_word_to_one_level():
+    """Recordings 50 dB apart in level come out within the asked 3 dB of the speech level, word by
+    word, their shape unchanged (a scaled copy); a silent recording is refused in one line."""
+    recs = [(amplitude * wave, word) for amplitude, (wave, word) in zip((0.001, 0.3, 0.05, 0.8, 0.01), recordings())]
+    for u in digits.connected_utterances(recs, 10, seed=4, level_db=(-3.0, 3.0), snr_db=None):
+        for span in u.words:
+            said = u.wave[span.start:span.end]
+            gain_db = 20 * np.log10(digits.speech_level(said, SR) / digits.SPEECH_LEVEL)
+            assert -3.05 <= gain_db <= 3.05
+            original = recs[span.source][0]
+            np.testing.assert_allclose(said, original * (said[np.argmax(np.abs(original))] /
+                                                         original[np.argmax(np.abs(original))]), rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="recording 1 .*silent"):
+        digits.connected_utterances([recs[0], (np.zeros(100, np.float32), "six")], 1, seed=0)
+
+
 def test_connected_utterances_use_only_the_given_recordings_and_add_noise():
     """Only the recordings given are used (one split's words only); with noise the SNR, relative to
     the words' power, lies in the asked range (within 0.5 dB)."""
     recs = recordings()[:2]
-    utts = digits.connected_utterances(recs, 10, seed=1, snr_db=(10.0, 20.0))
+    utts = digits.connected_utterances(recs, 10, seed=1, level_db=None, snr_db=(10.0, 20.0))
     for u in utts:
         assert set(u.text.split()) <= {"one", "two"}
         clean = np.zeros(len(u.wave))
