@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,12 +93,18 @@ def worker(rank: int, world: int, rendezvous: str, out_dir: str, result: str, ta
             fit = Trainer(model_task, config(), Path(out_dir)).fit(global_batches, valid_batches)
         except RuntimeError as error:
             torch.save({"error": str(error)}, result)
-            return
-        torch.save({"state": model_task.model.state_dict(), "losses": fit.losses, "metrics": fit.metrics,
-                    "seen": model_task.seen,
-                    "type": type(model_task.model).__name__}, result)
+        else:
+            torch.save({"state": model_task.model.state_dict(), "losses": fit.losses, "metrics": fit.metrics,
+                        "seen": model_task.seen,
+                        "type": type(model_task.model).__name__}, result)
     finally:
         torch.distributed.destroy_process_group()
+    # The result is saved and the group destroyed: leave without the interpreter's teardown. Once in
+    # CI (not in 23 runs here, 15 of them on a loaded machine) a child aborted in it with "terminate
+    # called without an active exception" (a static destructor of torch's distributed runtime, after
+    # the work this test checks); an abort during training still fails the test (no result saved).
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def run_two(tmp_path: Path, task: str = "MeanTask") -> list:
