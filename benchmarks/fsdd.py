@@ -86,7 +86,7 @@ def budget(minutes: float, args, **extra) -> TrainConfig:
 
 
 def train_words(train_manifest: Path, out: Path, minutes: float, args, valid=None):
-    data = SpeechData(batch_size=32, speed_perturb=args.speed_perturb, noise_snr=args.noise_snr,
+    data = SpeechData(batch_size=32, speed_perturb=args.speed_perturb, noise_snr=args.noise_snr, vtlp=args.vtlp,
                       spec_augment=not args.no_spec_augment, normalisation=args.normalisation, **features(args))
     started = time.perf_counter()
     result = speech.fit(train_manifest, out, valid=valid, data=data, model=word_model(args),
@@ -206,6 +206,8 @@ def main() -> None:
     parser.add_argument("--n-fft", type=int, default=None, help="FFT size (default: the 25 ms window, 200)")
     parser.add_argument("--noise-snr", type=float, default=None, help="word classifier: noise augmentation at SNR "
                         "to SNR + 20 dB (default: none)")
+    parser.add_argument("--vtlp", type=float, default=0.0, help="word classifier: VTLP frequency warps in "
+                        "[1 - X, 1 + X] (default: 0, none)")
     parser.add_argument("--cell", choices=("lstm", "gru"), default="lstm", help="word classifier (default: lstm)")
     parser.add_argument("--kind", choices=("fbank", "mfcc"), default="fbank", help="features (default: fbank)")
     parser.add_argument("--normalisation", choices=("utterance", "global", "none"), default="global",
@@ -252,7 +254,7 @@ def main() -> None:
               "bf16": args.bf16, "threads": torch.get_num_threads(),
               "seed": args.seed,
               "word_classifier": dict(word_model(args), speed_perturb=args.speed_perturb, noise_snr=args.noise_snr,
-                                      spec_augment=not args.no_spec_augment, normalisation=args.normalisation),
+                                      vtlp=args.vtlp, spec_augment=not args.no_spec_augment, normalisation=args.normalisation),
               "published_accuracy_other_splits": PUBLISHED}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -312,6 +312,47 @@ def test_speed_perturb_shortens_and_raises_pitch():
         features.speed_perturb(wave, 3.0)
 
 
+@pytest.mark.parametrize("alpha", [0.9, 1.1])
+def test_vtlp_warp_is_piecewise_linear_and_keeps_both_ends(alpha):
+    """warp_frequencies: alpha f below the boundary, 0 and the top fixed, continuous and increasing."""
+    top = 4000.0
+    hz = np.linspace(0, top, 4001)
+    warped = features.warp_frequencies(hz, alpha, top)
+    boundary = 0.6 * top * min(alpha, 1) / alpha
+    np.testing.assert_allclose(warped[hz <= boundary], alpha * hz[hz <= boundary])
+    assert warped[0] == 0 and warped[-1] == pytest.approx(top)
+    assert np.all(np.diff(warped) > 0) and np.max(np.abs(np.diff(warped))) < 1.2 * np.max(np.diff(hz))
+    with pytest.raises(ValueError, match="positive"):
+        features.warp_frequencies(hz, 0.0, top)
+
+
+def test_vtlp_warps_move_a_tone_to_other_filters_per_wave():
+    """In one batch, a warp of 1 gives exactly the unwarped features; 1.1 moves the filters up, so a
+    1 kHz tone peaks in a lower filter, and 0.9 in a higher one; one warp per wave is required."""
+    config = FeatureConfig(normalisation="none", n_mels=40)
+    wave = torch.from_numpy(tone(1000, 0.5))
+    batch = wave.repeat(3, 1)
+    plain = features.log_mel(batch[:1], None, config).features[0]
+    warped = features.log_mel(batch, None, config, warps=[1.0, 1.1, 0.9]).features
+    torch.testing.assert_close(warped[0], plain, rtol=0, atol=0)
+    peak = [int(warped[b].mean(0).argmax()) for b in range(3)]
+    assert peak[1] < peak[0] < peak[2]
+    with pytest.raises(ValueError, match="one per wave"):
+        features.log_mel(batch, None, config, warps=[1.0])
+
+
+def test_augment_draws_vtlp_warps_in_its_range_only_when_asked():
+    from rnnkit.tasks.speech.batches import Augment
+
+    rng = np.random.default_rng(0)
+    warps = Augment(vtlp=0.1).warps(100, rng)
+    assert len(warps) == 100 and 0.9 <= min(warps) < max(warps) <= 1.1
+    assert Augment(vtlp=0.1).varies and not Augment(masks=True).varies
+    assert Augment().warps(5, rng) is None
+    with pytest.raises(ValueError, match="VTLP"):
+        Augment(vtlp=0.6)
+
+
 def snr_db(clean: np.ndarray, noisy: np.ndarray, signal_power=None) -> float:
     power = np.mean(clean.astype(np.float64) ** 2) if signal_power is None else signal_power
     return 10 * math.log10(power / np.mean((noisy.astype(np.float64) - clean) ** 2))

@@ -167,7 +167,7 @@ def fit(path, out, *, valid=None, data: SpeechData = SpeechData(), model: Option
         if source is not None:
             init_encoder(acoustic, source)
         task = SpeechTask(acoustic, info, names)
-        augment = Augment(data.speed_perturb, data.noise_snr, data.spec_augment)
+        augment = Augment(data.speed_perturb, data.noise_snr, data.spec_augment, data.vtlp)
         train_batches = SpeechBatches(waves, y, features, stats, data.batch_size, seed=train.seed, augment=augment)
         valid_batches = SpeechBatches(valid_waves, valid_y, features, stats, data.batch_size, shuffle=False)
         return Trainer(task, train, out).fit(train_batches, valid_batches, resume=resume)

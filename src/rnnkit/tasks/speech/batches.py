@@ -80,15 +80,23 @@ class Units:
 
 class Augment:
     """Training augmentations: a speed factor per utterance (one of ``speeds``), white noise at an
-    SNR drawn from ``[snr, snr + 20]`` dB, and SpecAugment's masks on the features."""
+    SNR drawn from ``[snr, snr + 20]`` dB, a VTLP frequency warp drawn from ``[1 - vtlp, 1 + vtlp]``,
+    and SpecAugment's masks on the features."""
 
-    def __init__(self, speeds: Sequence[float] = (), snr: Optional[float] = None, masks: bool = True):
-        self.speeds, self.snr, self.masks = list(speeds), snr, masks
+    def __init__(self, speeds: Sequence[float] = (), snr: Optional[float] = None, masks: bool = True,
+                 vtlp: float = 0.0):
+        if not 0 <= vtlp < 0.5:
+            raise ValueError(f"the VTLP range must be in [0, 0.5), such as 0.1; got {vtlp}")
+        self.speeds, self.snr, self.masks, self.vtlp = list(speeds), snr, masks, vtlp
 
     @property
-    def of_waves(self) -> bool:
-        """Whether the waves change between epochs (so their features cannot be cached)."""
-        return bool(self.speeds) or self.snr is not None
+    def varies(self) -> bool:
+        """Whether an utterance's features change between epochs (so they cannot be cached)."""
+        return bool(self.speeds) or self.snr is not None or self.vtlp > 0
+
+    def warps(self, count: int, rng: np.random.Generator) -> Optional[List[float]]:
+        """(count,) VTLP factors, or None without VTLP (drawing nothing)."""
+        return list(rng.uniform(1 - self.vtlp, 1 + self.vtlp, count)) if self.vtlp > 0 else None
 
     def waves(self, waves: List[np.ndarray], rng: np.random.Generator) -> List[np.ndarray]:
         out = []
@@ -140,10 +148,12 @@ class SpeechBatches(BucketBatches):
         if b in self.cache:
             return self.cache[b]
         waves = [self.sequences[i] for i in index]
-        vary = self.augment is not None and self.augment.of_waves
+        vary, warps = self.augment is not None and self.augment.varies, None
         if vary:
-            waves = self.augment.waves(waves, np.random.default_rng([self.seed, epoch, b]))
-        feats = log_mel(*pad_waves(waves), self.features, self.stats)
+            rng = np.random.default_rng([self.seed, epoch, b])
+            waves = self.augment.waves(waves, rng)
+            warps = self.augment.warps(len(waves), rng)
+        feats = log_mel(*pad_waves(waves), self.features, self.stats, warps)
         if not vary:
             self.cache[b] = feats
         return feats

@@ -151,6 +151,9 @@ class SpeechData(FeatureConfig):
                                         default_text="none")
     noise_snr: Optional[float] = option(None, help="add white noise to training utterances at SNR_DB to SNR_DB + 20 "
                                                    "dB", metavar="SNR_DB", default_text="none")
+    vtlp: float = option(0.0, help="warp each training utterance's frequency axis by a factor drawn from [1 - X, "
+                                   "1 + X] (vocal tract length perturbation; 0.1 is usual)", min=0, below=0.5,
+                         metavar="X", default_text="0: none")
 
     def __post_init__(self):
         super().__post_init__()

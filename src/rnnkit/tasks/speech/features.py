@@ -56,23 +56,40 @@ def mel_to_hz(mel):
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def warp_frequencies(hz, alpha: float, top: float, knee: float = 0.6):
+    """Vocal tract length perturbation's piecewise-linear warp (Jaitly and Hinton 2013): ``f -> alpha f``
+    up to the boundary ``b = knee top min(alpha, 1) / alpha``, then the straight line from ``alpha b``
+    to ``top`` at ``top``, so the warped axis still ends at ``top``. (N,) Hz -> (N,) Hz."""
+    if alpha <= 0:
+        raise ValueError(f"a frequency warp factor must be positive, got {alpha}")
+    hz = np.asarray(hz, dtype=np.float64)
+    b = knee * top * min(alpha, 1.0) / alpha
+    return np.where(hz <= b, alpha * hz, top - (top - alpha * b) / (top - b) * (top - hz))
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: Optional[float] = None,
-                   dtype: torch.dtype = torch.float64) -> Tensor:
+                   dtype: torch.dtype = torch.float64, warp: float = 1.0) -> Tensor:
     """Triangular mel filters (step 3 of the module docstring).
 
+    Args:
+        warp: VTLP's factor (training augmentation): every filter edge f moves to
+            ``warp_frequencies(f, warp, fmax)``, about ``warp * f``; 1 is the definition.
     Outputs: (K, M) weights, K = n_fft // 2 + 1 bins at ``k * sample_rate / n_fft`` Hz.
     Raises:
-        ValueError: a filter covers no FFT bin (too many filters for this resolution).
+        ValueError: a filter covers no FFT bin (too many filters for this resolution; checked
+            unwarped only).
     """
     fmax = sample_rate / 2 if fmax is None else fmax
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))     # (M + 2,) Hz
+    if warp != 1.0:
+        edges = warp_frequencies(edges, warp, fmax)
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft                           # (K,) Hz
     low, centre, high = edges[:-2], edges[1:-1], edges[2:]                           # (M,) each
     rising = (bins[:, None] - low) / (centre - low)                                  # (K, M)
     falling = (high - bins[:, None]) / (high - centre)
     weights = np.maximum(0.0, np.minimum(rising, falling))
     empty = np.flatnonzero(weights.max(axis=0) == 0)
-    if empty.size:
+    if empty.size and warp == 1.0:
         raise ValueError(f"{n_mels} mel filters are too many for an FFT of {n_fft} at {sample_rate} Hz: filter "
                          f"{empty[0] + 1} (near {centre[empty[0]]:.0f} Hz) covers no bin; use fewer --n-mels, a "
                          f"larger --n-fft or a higher --fmin")
@@ -107,13 +124,15 @@ def pad_waves(waves: Sequence[np.ndarray]) -> Tuple[Tensor, Tensor]:
 
 
 def log_mel(waves: Tensor, lengths: Optional[Tensor], config: FeatureConfig,
-            stats: Optional["GlobalStats"] = None) -> Features:
+            stats: Optional["GlobalStats"] = None, warps: Optional[Sequence[float]] = None) -> Features:
     """Features of a batch of waves (log-mel, or MFCC with ``kind="mfcc"``), normalised as configured.
 
     Args:
         waves: (B, T) samples at ``config.sample_rate``, zero-padded (float64 stays float64).
         lengths: (B,) real samples (None: all T).
         stats: the training set's ``GlobalStats``, needed by ``normalisation="global"``.
+        warps: (B,) VTLP factors, one per wave (training augmentation; ``mel_filterbank``'s ``warp``),
+            or None: the definition.
     Outputs: ``Features``: (B, T', F) frames, zero past each of the (B,) frame lengths.
     """
     if waves.dim() != 2:
@@ -139,7 +158,14 @@ def log_mel(waves: Tensor, lengths: Optional[Tensor], config: FeatureConfig,
     spec = torch.stft(x, n_fft, hop_length=hop, win_length=n_fft, window=window, center=False,
                       return_complex=True)[:, :, :n_frames]                             # (B, K, T')
     power = (spec.real ** 2 + spec.imag ** 2).transpose(1, 2)                           # (B, T', K)
-    filters = mel_filterbank(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax, dtype).to(device)
+    if warps is None:
+        filters = mel_filterbank(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax, dtype)
+    else:
+        if len(warps) != B:
+            raise ValueError(f"log_mel got {len(warps)} warp factors for {B} waves: give one per wave")
+        filters = torch.stack([mel_filterbank(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax,
+                                              dtype, float(a)) for a in warps])          # (B, K, M)
+    filters = filters.to(device)
     feats = torch.log(torch.clamp(power @ filters, min=config.log_floor))               # (B, T', M)
     if config.kind == "mfcc":
         feats = feats @ dct_matrix(config.n_mels, config.n_mfcc, dtype).to(device)      # (B, T', n_mfcc)
