@@ -70,12 +70,13 @@ def manifest(path: Path, rows: list) -> Path:
 
 def word_model(args) -> dict:
     return dict(head="words", cell=args.cell, hidden_size=args.hidden_size, num_layers=args.layers,
-                subsample=args.subsample, stack=2, dropout=args.dropout)
+                subsample=args.subsample, stack=2, bidirectional=not args.unidirectional, dropout=args.dropout)
 
 
 def features(args) -> dict:
     """The ``SpeechData`` feature fields of the command line."""
-    return dict(sample_rate=RATE, n_mels=args.n_mels, n_fft=args.n_fft, kind=args.kind)
+    return dict(sample_rate=RATE, n_mels=args.n_mels, n_fft=args.n_fft, kind=args.kind, fmin=args.fmin,
+                fmax=args.fmax)
 
 
 def budget(minutes: float, args, **extra) -> TrainConfig:
@@ -169,7 +170,7 @@ def part_connected(all_rows: list, tmp: Path, out: Path, args) -> dict:
             init_from = out / "words" / "BEST"
             classifier = {"classifier_steps": result.steps, "classifier_seconds": round(seconds, 1)}
         shape = word_model(args)
-        model.update({k: shape[k] for k in ("cell", "hidden_size", "subsample", "stack")}, bidirectional=True)
+        model.update({k: shape[k] for k in ("cell", "hidden_size", "subsample", "stack", "bidirectional")})
     started = time.perf_counter()
     result = speech.fit(manifest(tmp / "train.csv", train_rows), out / "connected", data=data, model=model,
                         init_from=init_from, train=budget(args.ctc_minutes, args, monitor="wer", monitor_mode="min"))
@@ -204,6 +205,9 @@ def main() -> None:
     parser.add_argument("--ctc-minutes", type=float, default=5.0, help="connected: training budget (default: 5)")
     parser.add_argument("--n-mels", type=int, default=40, help="mel filters (default: 40)")
     parser.add_argument("--n-fft", type=int, default=None, help="FFT size (default: the 25 ms window, 200)")
+    parser.add_argument("--fmin", type=float, default=20.0, help="lowest mel filter frequency, Hz (default: 20)")
+    parser.add_argument("--fmax", type=float, default=None,
+                        help="highest mel filter frequency, Hz (default: half the sample rate, 4000)")
     parser.add_argument("--noise-snr", type=float, default=None, help="word classifier: noise augmentation at SNR "
                         "to SNR + 20 dB (default: none)")
     parser.add_argument("--vtlp", type=float, default=0.0, help="word classifier: VTLP frequency warps in "
@@ -219,6 +223,9 @@ def main() -> None:
                         help="word classifier: two strided convolutions, or frames stacked 2 at a time (default: conv)")
     parser.add_argument("--hidden-size", type=int, default=128, help="word classifier (default: 128)")
     parser.add_argument("--layers", type=int, default=2, help="word classifier (default: 2)")
+    parser.add_argument("--unidirectional", action="store_true",
+                        help="word classifier (and the recogniser it starts with --ctc-init words): unidirectional "
+                             "layers; with --subsample stack that recogniser streams (default: bidirectional)")
     parser.add_argument("--ctc-hidden-size", type=int, default=192, help="connected recogniser (default: 192)")
     parser.add_argument("--ctc-layers", type=int, default=3, help="connected recogniser (default: 3)")
     parser.add_argument("--ctc-subsample", choices=("stack", "conv", "none"), default="stack",
@@ -227,8 +234,8 @@ def main() -> None:
     parser.add_argument("--ctc-init", choices=("none", "words"), default="none",
                         help="connected: start the recogniser's encoder from a word classifier of the same training "
                              "recordings (the split part's, or one trained first with --minutes and the word "
-                             "classifier's flags; the recogniser takes its subsampling, cell and width, and is "
-                             "bidirectional) (default: none)")
+                             "classifier's flags; the recogniser takes its subsampling, cell, width and "
+                             "direction) (default: none)")
     parser.add_argument("--ctc-speed-perturb", type=lambda text: [float(f) for f in text.split(",")] if text else [],
                         default=[], help="connected: speed factors of the training utterances (default: none)")
     parser.add_argument("--ctc-bidirectional", action="store_true",
