@@ -230,3 +230,20 @@ def test_a_ctc_recogniser_starts_from_a_word_classifier(word_run, corpus, tmp_pa
     assert main(common + ["--out", str(tmp_path / "wide"), "--hidden-size", "32", "--max-steps", "1"]) == 1
     assert "differs in hidden_size (48, this model 32)" in capsys.readouterr().err
     assert not any((tmp_path / "wide").glob("checkpoint-*"))
+
+
+def test_only_a_unidirectional_ctc_model_without_convolutions_streams():
+    """``SpeechModel.streamable``: the one rule ``step()`` and the streaming recogniser refuse by."""
+    from rnnkit.tasks.speech import AcousticModel, SpeechModel
+
+    shape = dict(hidden_size=8, num_layers=1, num_classes=5, input_size=4)
+    streams = AcousticModel(SpeechModel(head="ctc", subsample="stack", bidirectional=False, **shape)).eval()
+    assert streams.config.streamable()
+    log_probs, _ = streams.step(torch.randn(2, 2, 4))
+    assert log_probs.shape == (2, 5)
+    for other in (dict(head="ctc", subsample="stack", bidirectional=True), dict(head="ctc", subsample="conv",
+                  bidirectional=False), dict(head="words", subsample="stack", bidirectional=False)):
+        model = AcousticModel(SpeechModel(**other, **shape)).eval()
+        assert not model.config.streamable()
+        with pytest.raises(ValueError, match="streaming needs a unidirectional CTC model"):
+            model.step(torch.randn(2, 2, 4))

@@ -107,6 +107,11 @@ class SpeechModel:
         """Feature frames per encoder step."""
         return {"stack": self.stack, "conv": 4, "none": 1}[self.subsample]
 
+    def streamable(self) -> bool:
+        """Whether ``step()`` can run it chunk by chunk: a unidirectional CTC model over stacked
+        (or unsubsampled) frames."""
+        return self.head == "ctc" and not self.bidirectional and self.subsample != "conv"
+
 
 def _factors(values: List[float]) -> None:
     if any(not 0.5 <= f <= 2.0 for f in values):

@@ -98,8 +98,7 @@ class AcousticModel(nn.Module):
         """Streaming, unidirectional ``stack`` (or ``none``) models: one encoder step from ``block``
         (B, k, F), the next k feature frames. Outputs: ``(log_probs (B, V), state)``; over an
         utterance this gives ``forward``'s per-step outputs."""
-        c = self.config
-        if c.bidirectional or c.subsample == "conv" or c.head != "ctc":
+        if not self.config.streamable():
             raise ValueError("streaming needs a unidirectional CTC model with --subsample stack or none: train with "
                              "--unidirectional")
         y, state = self.encoder.step(block.reshape(block.shape[0], -1), state)

@@ -234,8 +234,7 @@ class Stream:
 
     def __post_init__(self):
         r = self.recogniser
-        config = r.model.config
-        if r.head != "ctc" or config.bidirectional or config.subsample == "conv":
+        if not r.model.config.streamable():
             raise ValueError("streaming needs a unidirectional CTC model with --subsample stack or none: train it "
                              "with --unidirectional")
         if r.features.normalisation == "utterance":
